@@ -1,0 +1,1 @@
+//! Tools over event histories (JSONL now; journals later).
