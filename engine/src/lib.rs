@@ -7,10 +7,16 @@
 //! through [`MarginEngine::apply`]; decisions come out through a caller-owned
 //! [`Sink`].
 
+pub mod arith;
+mod engine;
 pub mod limits;
+mod plan;
 pub mod reject;
+mod state;
 pub mod types;
+pub mod valuation;
 
+pub use engine::{Engine, Standing};
 pub use limits::Limits;
 pub use reject::Reject;
 pub use types::*;

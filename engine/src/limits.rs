@@ -63,8 +63,7 @@ impl Limits {
         if self.assets_max == 0 || self.assets_max > 1 << 20 {
             return Err("assets_max must be in 1..=2^20");
         }
-        if self.positions_per_account_max == 0 || self.positions_per_account_max > PER_ACCOUNT_MAX
-        {
+        if self.positions_per_account_max == 0 || self.positions_per_account_max > PER_ACCOUNT_MAX {
             return Err("positions_per_account_max must be in 1..=64");
         }
         if self.balances_per_account_max > PER_ACCOUNT_MAX {

@@ -347,15 +347,7 @@ impl Tiers {
 
 /// Informational kind of a balance change.
 #[derive(
-    Clone,
-    Copy,
-    Debug,
-    PartialEq,
-    Eq,
-    Hash,
-    rkyv::Archive,
-    rkyv::Serialize,
-    rkyv::Deserialize,
+    Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
 #[rkyv(derive(Debug, PartialEq, Eq))]
 #[repr(u8)]
@@ -485,7 +477,9 @@ event_struct!(
     Funding { instrument: InstrumentId, rate: Fixed8 }
 );
 
-/// One input event.
+/// One input event. Fixed-size and `Copy` (an InstrumentDef carries its 16
+/// tier slots inline) so rings and journals move it without allocating.
+#[allow(clippy::large_enum_variant)]
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize,
 )]
@@ -669,16 +663,38 @@ mod tests {
 
     #[test]
     fn decimal_text_round_trips_and_is_strict() {
-        for text in ["0", "-0.2", "65000.125", "90", "0.00000001", "-92233720368.54775807"] {
+        for text in [
+            "0",
+            "-0.2",
+            "65000.125",
+            "90",
+            "0.00000001",
+            "-92233720368.54775807",
+        ] {
             assert_eq!(Dec8::parse(text).unwrap().to_string(), text);
         }
         assert_eq!(Dec8::parse("1.50").unwrap().to_string(), "1.5");
-        for bad in ["", "-", "+1", "1.", ".5", "1e5", "1.123456789", " 1", "1 ", "--1", "0x10"] {
+        for bad in [
+            "",
+            "-",
+            "+1",
+            "1.",
+            ".5",
+            "1e5",
+            "1.123456789",
+            " 1",
+            "1 ",
+            "--1",
+            "0x10",
+        ] {
             assert!(Dec8::parse(bad).is_err(), "{bad:?} accepted");
         }
         assert!(Fixed8::parse("92233720368.54775807").is_ok());
         assert!(Fixed8::parse("92233720368.54775808").is_err());
-        assert!(Fixed8::parse("-92233720368.54775808").is_err(), "−2⁶³ is invalid");
+        assert!(
+            Fixed8::parse("-92233720368.54775808").is_err(),
+            "−2⁶³ is invalid"
+        );
     }
 
     #[test]
