@@ -64,7 +64,8 @@ fn definitions_are_validated() {
     let mut e = engine();
     let ok = [("0", "0.01", "0.02"), ("100", "0.02", "0.04")];
     assert!(apply(&mut e, instrument(1, &ok, "0.001")).is_ok());
-    let cases: [(&[(&str, &str, &str)], &str, &str); 7] = [
+    type TierText<'a> = (&'a str, &'a str, &'a str);
+    let cases: [(&[TierText], &str, &str); 7] = [
         (&[], "0", "no tiers"),
         (&[("1", "0.01", "0.02")], "0", "first floor not 0"),
         (
