@@ -1,1 +1,11 @@
 //! Tools over event histories (JSONL now; journals later).
+//!
+//! - [`jsonl`]: the PROTOCOL.md §5 text format, read and written.
+//! - [`run`]: driving any [`engine::MarginEngine`] with a stream of events.
+//! - [`compare`]: outputs compared as values (for scenario tests).
+//! - [`engines`]: the one place that builds a named engine.
+
+pub mod compare;
+pub mod engines;
+pub mod jsonl;
+pub mod run;

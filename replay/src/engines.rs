@@ -1,0 +1,88 @@
+//! The one place that builds a named engine, for the CLI and the scenario
+//! tests alike.
+//!
+//! LEAD-WIRE: `engine::Engine` (fast) and `engine::reference::ReferenceEngine`
+//! are not in this tree yet, so [`make_engine`] returns
+//! [`EngineUnavailable`]. To wire them, replace its body and add the two
+//! `ReplayEngine` impls, e.g.:
+//!
+//! ```text
+//! impl ReplayEngine for engine::Engine {
+//!     fn margin_engine(&mut self) -> &mut dyn MarginEngine { self }
+//!     fn state_hash(&self) -> Option<u64> { Some(engine::Engine::state_hash(self)) }
+//! }
+//! impl ReplayEngine for engine::reference::ReferenceEngine {
+//!     fn margin_engine(&mut self) -> &mut dyn MarginEngine { self }
+//!     fn state_hash(&self) -> Option<u64> { None }
+//! }
+//! pub fn make_engine(kind: EngineKind, limits: Limits)
+//!     -> Result<Box<dyn ReplayEngine>, EngineUnavailable> {
+//!     Ok(match kind {
+//!         EngineKind::Fast => Box::new(engine::Engine::new(limits)),
+//!         EngineKind::Reference => Box::new(engine::reference::ReferenceEngine::new(limits)),
+//!     })
+//! }
+//! ```
+//!
+//! Everything that needs an engine (`liqd replay run`, the scenario tests,
+//! the CLI's engine tests) goes through [`make_engine`] and starts working
+//! as soon as it returns `Ok`.
+
+use core::fmt;
+
+use engine::{Limits, MarginEngine};
+
+/// Which implementation of MARGIN.md to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum EngineKind {
+    /// `engine::Engine`: the production path.
+    Fast,
+    /// `engine::reference::ReferenceEngine`: the plainly written model.
+    Reference,
+}
+
+impl EngineKind {
+    pub const ALL: [EngineKind; 2] = [EngineKind::Fast, EngineKind::Reference];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Fast => "fast",
+            EngineKind::Reference => "reference",
+        }
+    }
+}
+
+impl fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An engine as replay drives it: the [`MarginEngine`] plus its state hash,
+/// which is not part of that trait.
+pub trait ReplayEngine {
+    fn margin_engine(&mut self) -> &mut dyn MarginEngine;
+
+    /// The state hash, for engines that have one (the fast engine; the
+    /// reference model has none).
+    fn state_hash(&self) -> Option<u64>;
+}
+
+/// The engine asked for is not built into this binary yet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0} engine not yet built")]
+pub struct EngineUnavailable(pub EngineKind);
+
+/// Builds an empty engine of `kind` with the capacities `limits`.
+///
+/// # Errors
+/// LEAD-WIRE: always [`EngineUnavailable`] until the engines are merged.
+pub fn make_engine(
+    kind: EngineKind,
+    limits: Limits,
+) -> Result<Box<dyn ReplayEngine>, EngineUnavailable> {
+    // LEAD-WIRE: build engine::Engine / ReferenceEngine here (see the
+    // module docs).
+    let _ = limits;
+    Err(EngineUnavailable(kind))
+}

@@ -1,0 +1,229 @@
+//! The `liqd replay` command line, run as a process.
+//!
+//! Tests that need an engine ask `replay::engines::make_engine` first: until
+//! the engines are wired in (LEAD-WIRE) they check that `run` says so and
+//! exits 1; afterwards they check real replays.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use engine::Limits;
+use replay::compare::{compare_outputs, parse_outputs, read_outputs};
+use replay::engines::{make_engine, EngineKind};
+
+fn liqd(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_liqd"))
+        .args(args)
+        .output()
+        .expect("liqd runs")
+}
+
+fn liqd_with_stdin(args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_liqd"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("liqd runs");
+    child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(stdin.as_bytes())
+        .expect("stdin");
+    child.wait_with_output().expect("liqd finishes")
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn scenario(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/scenarios")
+        .join(name)
+}
+
+/// Writes a file under this test binary's temporary directory.
+fn temp_file(name: &str, contents: &str) -> PathBuf {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
+    fs::write(&path, contents).expect("temp file");
+    path
+}
+
+fn engine_built(kind: EngineKind) -> bool {
+    make_engine(kind, Limits::default()).is_ok()
+}
+
+const MARK: &str = r#"{"type":"mark","ts":1,"instrument":1,"price":"100"}"#;
+
+#[test]
+fn help_and_usage_errors() {
+    let help = liqd(&["replay", "run", "--help"]);
+    assert!(help.status.success());
+    let help = text(&help.stdout);
+    assert!(
+        help.contains("--engine") && help.contains("reference"),
+        "{help}"
+    );
+
+    for args in [
+        &[][..],
+        &["replay"][..],
+        &["replay", "run"][..],
+        &["replay", "frobnicate", "x"][..],
+        &["replay", "run", "x.jsonl", "--engine", "turbo"][..],
+        &["replay", "run", "x.jsonl", "--extra"][..],
+    ] {
+        let out = liqd(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let out = liqd(&["replay", "run", "x.jsonl", "--engine", "turbo"]);
+    assert!(text(&out.stderr).contains("turbo"));
+}
+
+#[test]
+fn a_missing_file_exits_1() {
+    for sub in ["run", "check"] {
+        let out = liqd(&["replay", sub, "/nonexistent/events.jsonl"]);
+        assert_eq!(out.status.code(), Some(1), "{sub}");
+        let stderr = text(&out.stderr);
+        assert!(
+            stderr.starts_with("error: cannot open /nonexistent/events.jsonl: "),
+            "{sub}: {stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
+fn check_accepts_every_scenario() {
+    let path = scenario("worked_example.jsonl");
+    let path_str = path.to_str().expect("utf-8 path");
+    let out = liqd(&["replay", "check", path_str]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(
+        text(&out.stderr),
+        format!("{path_str}: 10 events, format valid\n")
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn check_reports_a_malformed_line_and_exits_2() {
+    let path = temp_file(
+        "check_malformed.jsonl",
+        &format!("{MARK}\n{MARK}\n{{\"type\":\"mark\",\"ts\":1,\"instrument\":1}}\n{MARK}\n"),
+    );
+    let path_str = path.to_str().expect("utf-8 path");
+    let out = liqd(&["replay", "check", path_str]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        text(&out.stderr),
+        format!("error: {path_str}:3: missing field \"price\"\n")
+    );
+
+    let out = liqd_with_stdin(&["replay", "check", "-"], &format!("{MARK}\n\n"));
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(text(&out.stderr), "error: <stdin>:2: blank line\n");
+}
+
+#[test]
+fn run_without_an_engine_says_so() {
+    for kind in EngineKind::ALL {
+        if engine_built(kind) {
+            continue;
+        }
+        let path = scenario("worked_example.jsonl");
+        let out = liqd(&[
+            "replay",
+            "run",
+            path.to_str().expect("utf-8"),
+            "--engine",
+            kind.name(),
+        ]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr),
+            format!("error: {kind} engine not yet built\n")
+        );
+    }
+}
+
+#[test]
+fn run_prints_the_expected_outputs_and_a_summary() {
+    for kind in EngineKind::ALL {
+        if !engine_built(kind) {
+            eprintln!("SKIPPED (LEAD-WIRE): {kind} engine not built");
+            continue;
+        }
+        for name in ["worked_example", "cooldown_escalation", "jump_confirmed"] {
+            let input = scenario(&format!("{name}.jsonl"));
+            let out = liqd(&[
+                "replay",
+                "run",
+                input.to_str().expect("utf-8"),
+                "--engine",
+                kind.name(),
+            ]);
+            let stderr = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(0), "{name} [{kind}]: {stderr}");
+            let expected = read_outputs(&scenario(&format!("{name}.expected.jsonl")))
+                .unwrap_or_else(|e| panic!("{e}"));
+            let actual =
+                parse_outputs(&text(&out.stdout), "stdout").unwrap_or_else(|e| panic!("{e}"));
+            if let Err(diff) = compare_outputs(&expected, &actual) {
+                panic!("{name} [{kind}]: {diff}");
+            }
+            let lines: Vec<&str> = stderr.lines().collect();
+            assert_eq!(lines.len(), 1, "one summary line: {stderr}");
+            assert!(lines[0].starts_with("events_applied="), "{stderr}");
+            assert!(
+                lines[0].contains(&format!(" liquidations={} ", expected.len())),
+                "{stderr}"
+            );
+            let hash = lines[0].rsplit_once("state_hash=").map(|(_, h)| h);
+            match kind {
+                EngineKind::Reference => assert_eq!(hash, Some("n/a")),
+                EngineKind::Fast => assert!(
+                    hash.is_some_and(|h| h.len() == 16 && h.bytes().all(|b| b.is_ascii_hexdigit())),
+                    "{stderr}"
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn run_keeps_outputs_printed_before_a_malformed_line() {
+    for kind in EngineKind::ALL {
+        if !engine_built(kind) {
+            eprintln!("SKIPPED (LEAD-WIRE): {kind} engine not built");
+            continue;
+        }
+        let events = fs::read_to_string(scenario("cooldown_escalation.jsonl")).expect("scenario");
+        let path = temp_file(
+            &format!("run_malformed_{kind}.jsonl"),
+            &format!("{events}{{\"type\":\"mark\",\"ts\":3000,\"instrument\":1,\"price\":\"1.123456789\"}}\n{MARK}\n"),
+        );
+        let path_str = path.to_str().expect("utf-8");
+        let out = liqd(&["replay", "run", path_str, "--engine", kind.name()]);
+        assert_eq!(out.status.code(), Some(2), "[{kind}]");
+        assert_eq!(
+            text(&out.stderr),
+            format!(
+                "error: {path_str}:13: field \"price\": decimal has more than 8 places: \"1.123456789\"\n"
+            )
+        );
+        let expected = read_outputs(&scenario("cooldown_escalation.expected.jsonl"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let actual = parse_outputs(&text(&out.stdout), "stdout").unwrap_or_else(|e| panic!("{e}"));
+        if let Err(diff) = compare_outputs(&expected, &actual) {
+            panic!("[{kind}]: {diff}");
+        }
+    }
+}
