@@ -182,8 +182,13 @@ fn run_prints_the_expected_outputs_and_a_summary() {
             let lines: Vec<&str> = stderr.lines().collect();
             assert_eq!(lines.len(), 1, "one summary line: {stderr}");
             assert!(lines[0].starts_with("events_applied="), "{stderr}");
+            let liquidations = expected
+                .iter()
+                .filter(|o| matches!(o, engine::Output::Liquidation(..)))
+                .count();
+            let halts = expected.len() - liquidations;
             assert!(
-                lines[0].contains(&format!(" liquidations={} ", expected.len())),
+                lines[0].contains(&format!(" liquidations={liquidations} halts={halts} ")),
                 "{stderr}"
             );
             let hash = lines[0].rsplit_once("state_hash=").map(|(_, h)| h);

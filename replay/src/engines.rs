@@ -1,29 +1,6 @@
 //! The one place that builds a named engine, for the CLI and the scenario
 //! tests alike.
 //!
-//! LEAD-WIRE: `engine::Engine` (fast) and `engine::reference::ReferenceEngine`
-//! are not in this tree yet, so [`make_engine`] returns
-//! [`EngineUnavailable`]. To wire them, replace its body and add the two
-//! `ReplayEngine` impls, e.g.:
-//!
-//! ```text
-//! impl ReplayEngine for engine::Engine {
-//!     fn margin_engine(&mut self) -> &mut dyn MarginEngine { self }
-//!     fn state_hash(&self) -> Option<u64> { Some(engine::Engine::state_hash(self)) }
-//! }
-//! impl ReplayEngine for engine::reference::ReferenceEngine {
-//!     fn margin_engine(&mut self) -> &mut dyn MarginEngine { self }
-//!     fn state_hash(&self) -> Option<u64> { None }
-//! }
-//! pub fn make_engine(kind: EngineKind, limits: Limits)
-//!     -> Result<Box<dyn ReplayEngine>, EngineUnavailable> {
-//!     Ok(match kind {
-//!         EngineKind::Fast => Box::new(engine::Engine::new(limits)),
-//!         EngineKind::Reference => Box::new(engine::reference::ReferenceEngine::new(limits)),
-//!     })
-//! }
-//! ```
-//!
 //! Everything that needs an engine (`liqd replay run`, the scenario tests,
 //! the CLI's engine tests) goes through [`make_engine`] and starts working
 //! as soon as it returns `Ok`.
@@ -76,13 +53,23 @@ pub struct EngineUnavailable(pub EngineKind);
 /// Builds an empty engine of `kind` with the capacities `limits`.
 ///
 /// # Errors
-/// LEAD-WIRE: always [`EngineUnavailable`] until the engines are merged.
+/// [`EngineUnavailable`] if `kind` is not built into this binary.
 pub fn make_engine(
     kind: EngineKind,
     limits: Limits,
 ) -> Result<Box<dyn ReplayEngine>, EngineUnavailable> {
-    // LEAD-WIRE: build engine::Engine / ReferenceEngine here (see the
-    // module docs).
-    let _ = limits;
-    Err(EngineUnavailable(kind))
+    match kind {
+        EngineKind::Fast => Ok(Box::new(engine::Engine::new(limits))),
+        EngineKind::Reference => Err(EngineUnavailable(kind)),
+    }
+}
+
+impl ReplayEngine for engine::Engine {
+    fn margin_engine(&mut self) -> &mut dyn MarginEngine {
+        self
+    }
+
+    fn state_hash(&self) -> Option<u64> {
+        Some(engine::Engine::state_hash(self))
+    }
 }
