@@ -8,6 +8,7 @@
 //! [`Sink`].
 
 pub mod limits;
+pub mod reference;
 pub mod reject;
 pub mod types;
 
