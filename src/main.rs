@@ -106,7 +106,7 @@ fn exit_status(error: &anyhow::Error) -> u8 {
 /// `liqd replay run FILE [--engine fast|reference]`.
 fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
     let (input, name) = open_input(&args.file)?;
-    let mut engine = make_engine(args.engine.kind(), Limits::default())?;
+    let mut engine = make_engine(args.engine.kind(), Limits::default());
     let mut reader = EventReader::new(input, name);
     let mut sink = JsonlSink::new(BufWriter::with_capacity(
         IO_BUFFER_BYTES,

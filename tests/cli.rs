@@ -1,17 +1,12 @@
 //! The `liqd replay` command line, run as a process.
-//!
-//! Tests that need an engine ask `replay::engines::make_engine` first: until
-//! the engines are wired in (LEAD-WIRE) they check that `run` says so and
-//! exits 1; afterwards they check real replays.
 
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use engine::Limits;
 use replay::compare::{compare_outputs, parse_outputs, read_outputs};
-use replay::engines::{make_engine, EngineKind};
+use replay::engines::EngineKind;
 
 fn liqd(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_liqd"))
@@ -52,10 +47,6 @@ fn temp_file(name: &str, contents: &str) -> PathBuf {
     let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join(name);
     fs::write(&path, contents).expect("temp file");
     path
-}
-
-fn engine_built(kind: EngineKind) -> bool {
-    make_engine(kind, Limits::default()).is_ok()
 }
 
 const MARK: &str = r#"{"type":"mark","ts":1,"instrument":1,"price":"100"}"#;
@@ -133,34 +124,8 @@ fn check_reports_a_malformed_line_and_exits_2() {
 }
 
 #[test]
-fn run_without_an_engine_says_so() {
-    for kind in EngineKind::ALL {
-        if engine_built(kind) {
-            continue;
-        }
-        let path = scenario("worked_example.jsonl");
-        let out = liqd(&[
-            "replay",
-            "run",
-            path.to_str().expect("utf-8"),
-            "--engine",
-            kind.name(),
-        ]);
-        assert_eq!(out.status.code(), Some(1));
-        assert_eq!(
-            text(&out.stderr),
-            format!("error: {kind} engine not yet built\n")
-        );
-    }
-}
-
-#[test]
 fn run_prints_the_expected_outputs_and_a_summary() {
     for kind in EngineKind::ALL {
-        if !engine_built(kind) {
-            eprintln!("SKIPPED (LEAD-WIRE): {kind} engine not built");
-            continue;
-        }
         for name in ["worked_example", "cooldown_escalation", "jump_confirmed"] {
             let input = scenario(&format!("{name}.jsonl"));
             let out = liqd(&[
@@ -206,10 +171,6 @@ fn run_prints_the_expected_outputs_and_a_summary() {
 #[test]
 fn run_keeps_outputs_printed_before_a_malformed_line() {
     for kind in EngineKind::ALL {
-        if !engine_built(kind) {
-            eprintln!("SKIPPED (LEAD-WIRE): {kind} engine not built");
-            continue;
-        }
         let events = fs::read_to_string(scenario("cooldown_escalation.jsonl")).expect("scenario");
         let path = temp_file(
             &format!("run_malformed_{kind}.jsonl"),

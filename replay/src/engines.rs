@@ -45,22 +45,12 @@ pub trait ReplayEngine {
     fn state_hash(&self) -> Option<u64>;
 }
 
-/// The engine asked for is not built into this binary yet.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("{0} engine not yet built")]
-pub struct EngineUnavailable(pub EngineKind);
-
 /// Builds an empty engine of `kind` with the capacities `limits`.
 ///
-/// # Errors
-/// [`EngineUnavailable`] if `kind` is not built into this binary.
-pub fn make_engine(
-    kind: EngineKind,
-    limits: Limits,
-) -> Result<Box<dyn ReplayEngine>, EngineUnavailable> {
+pub fn make_engine(kind: EngineKind, limits: Limits) -> Box<dyn ReplayEngine> {
     match kind {
-        EngineKind::Fast => Ok(Box::new(engine::Engine::new(limits))),
-        EngineKind::Reference => Err(EngineUnavailable(kind)),
+        EngineKind::Fast => Box::new(engine::Engine::new(limits)),
+        EngineKind::Reference => Box::new(engine::reference::ReferenceEngine::new(limits)),
     }
 }
 
@@ -71,5 +61,15 @@ impl ReplayEngine for engine::Engine {
 
     fn state_hash(&self) -> Option<u64> {
         Some(engine::Engine::state_hash(self))
+    }
+}
+
+impl ReplayEngine for engine::reference::ReferenceEngine {
+    fn margin_engine(&mut self) -> &mut dyn MarginEngine {
+        self
+    }
+
+    fn state_hash(&self) -> Option<u64> {
+        None
     }
 }

@@ -2,12 +2,7 @@
 //! sibling `NAME.expected.jsonl` is replayed through each engine (event on
 //! line n with seq n) and its outputs compared with the expected file as
 //! values (decimals by value: "1.50" equals "1.5").
-//!
-//! LEAD-WIRE: the engine runs go through `replay::engines::make_engine`.
-//! Until it builds the engines, `scenarios_fast_engine` and
-//! `scenarios_reference_engine` print SKIPPED and pass; they run for real
-//! as soon as `make_engine` returns `Ok`. The comparison machinery is tested
-//! here independently of any engine.
+//! The comparison machinery is tested here too, independently of any engine.
 
 use std::fs::{self, File};
 use std::io::BufReader;
@@ -92,17 +87,7 @@ fn check_all(kind: EngineKind) {
     );
     let mut failures = Vec::new();
     for scenario in &scenarios {
-        let mut engine = match make_engine(kind, scenario_limits()) {
-            Ok(engine) => engine,
-            Err(unavailable) => {
-                // LEAD-WIRE: remove this skip once make_engine is wired.
-                eprintln!(
-                    "SKIPPED: {} scenarios not run for the {kind} engine: {unavailable}",
-                    scenarios.len()
-                );
-                return;
-            }
-        };
+        let mut engine = make_engine(kind, scenario_limits());
         if let Err(message) = check_scenario(engine.margin_engine(), scenario) {
             failures.push(format!("{} [{kind}]: {message}", scenario.name));
         }
