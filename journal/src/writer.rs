@@ -138,7 +138,8 @@ struct State {
     /// Segments with data not yet flushed, oldest first (the current one
     /// always included).
     unflushed: Vec<Arc<LiveSegment>>,
-    prepared: Option<Prepared>,
+    /// Ready segments, at most [`PREPARED_AHEAD`].
+    prepared: Vec<Prepared>,
     /// Started prepared files to give their final names.
     renames: Vec<(PathBuf, PathBuf)>,
     /// Mappings the appender let go of: unmapped by the syncer.
@@ -155,11 +156,17 @@ struct Shared {
     flush_lock: Mutex<()>,
     durable_seq: AtomicU64,
     prepared_count: AtomicU64,
+    /// The syncer's flushing thread.
     waker: OnceLock<Thread>,
+    /// The syncer's preparing thread.
+    preparer: OnceLock<Thread>,
     syncer_running: AtomicBool,
     closed: AtomicBool,
     _lock_file: File,
 }
+
+/// Segments kept created and pre-touched ahead of the appender.
+pub const PREPARED_AHEAD: usize = 2;
 
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
@@ -170,8 +177,9 @@ impl Shared {
         lock(&self.state)
     }
 
-    /// Creates, preallocates and pre-touches a segment file (no header).
-    fn prepare_file(&self) -> Result<Prepared> {
+    /// Creates and preallocates a segment file (no header); maps it with
+    /// populate and write-touches every page if `pretouch`.
+    fn prepare_file(&self, pretouch: bool) -> Result<Prepared> {
         let len = self.segment_bytes;
         let (path, file) = loop {
             let n = self.prepared_count.fetch_add(1, Ordering::Relaxed);
@@ -192,9 +200,9 @@ impl Shared {
         let result = (|| {
             file.set_len(len).map_err(JournalError::io(&path))?;
             allocate(&file, len).map_err(JournalError::io(&path))?;
-            let map = map_segment(&file, len).map_err(JournalError::io(&path))?;
-            if self.pretouch {
-                pretouch(&map, 0);
+            let map = map_segment(&file, len, pretouch).map_err(JournalError::io(&path))?;
+            if pretouch {
+                pretouch_pages(&map, 0);
             }
             Ok(map)
         })();
@@ -207,20 +215,16 @@ impl Shared {
         }
     }
 
+    /// Prepares segments until [`PREPARED_AHEAD`] are ready; true if it
+    /// made any.
     fn prepare_next(&self) -> Result<bool> {
-        if self.closed.load(Ordering::Acquire) || self.state().prepared.is_some() {
-            return Ok(false);
+        let mut made = false;
+        while !self.closed.load(Ordering::Acquire) && self.state().prepared.len() < PREPARED_AHEAD {
+            let prepared = self.prepare_file(self.pretouch)?;
+            self.state().prepared.push(prepared);
+            made = true;
         }
-        let prepared = self.prepare_file()?;
-        let mut state = self.state();
-        if state.prepared.is_none() {
-            state.prepared = Some(prepared);
-            return Ok(true);
-        }
-        drop(state);
-        drop(prepared.map);
-        std::fs::remove_file(&prepared.path).map_err(JournalError::io(&prepared.path))?;
-        Ok(false)
+        Ok(made)
     }
 
     /// Flushes every segment with unflushed data (oldest first), names
@@ -286,9 +290,18 @@ impl Shared {
         }
     }
 
+    /// Asks the preparer thread for the next segment (no-op without one).
+    fn wake_preparer(&self) {
+        if self.syncer_running.load(Ordering::Acquire) {
+            if let Some(thread) = self.preparer.get() {
+                thread.unpark();
+            }
+        }
+    }
+
     fn remove_prepared(&self) {
-        let prepared = self.state().prepared.take();
-        if let Some(prepared) = prepared {
+        let prepared = std::mem::take(&mut self.state().prepared);
+        for prepared in prepared {
             drop(prepared.map);
             let _ = std::fs::remove_file(&prepared.path);
         }
@@ -311,14 +324,19 @@ fn allocate(file: &File, len: u64) -> std::io::Result<()> {
     }
 }
 
-fn map_segment(file: &File, len: u64) -> std::io::Result<MmapRaw> {
+fn map_segment(file: &File, len: u64, populate: bool) -> std::io::Result<MmapRaw> {
     let len = usize::try_from(len).map_err(|_| std::io::Error::other("segment too large"))?;
-    MmapOptions::new().len(len).populate().map_raw(file)
+    let mut options = MmapOptions::new();
+    options.len(len);
+    if populate {
+        options.populate();
+    }
+    options.map_raw(file)
 }
 
 /// Writes each page from `from` on (its own value back), so every page is
 /// resident and writable before the appender reaches it.
-fn pretouch(map: &MmapRaw, from: usize) {
+fn pretouch_pages(map: &MmapRaw, from: usize) {
     let page = page_bytes();
     let base = map.as_mut_ptr();
     let mut at = from - from % page;
@@ -412,6 +430,7 @@ impl<R: JournalRecord> Journal<R> {
             durable_seq: AtomicU64::new(0),
             prepared_count: AtomicU64::new(0),
             waker: OnceLock::new(),
+            preparer: OnceLock::new(),
             syncer_running: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             _lock_file: lock_file,
@@ -534,19 +553,25 @@ impl<R: JournalRecord> Journal<R> {
         }
         if !self.nudged && self.offset >= self.nudge_at {
             self.nudged = true;
-            self.shared.wake_syncer();
+            self.shared.wake_preparer();
         }
         Ok(())
     }
 
     #[cold]
     fn roll(&mut self) -> Result<()> {
-        let prepared = self.shared.state().prepared.take();
+        let prepared = {
+            let mut state = self.shared.state();
+            (!state.prepared.is_empty()).then(|| state.prepared.remove(0))
+        };
         let prepared = match prepared {
             Some(prepared) => prepared,
             None => {
+                // Nothing ready: create one without pre-touching (about a
+                // millisecond instead of a whole segment's page faults up
+                // front; the pages then fault in as they are written).
                 self.stats.inline_prepares += 1;
-                self.shared.prepare_file()?
+                self.shared.prepare_file(false)?
             }
         };
         let header = SegmentHeader::new(
@@ -585,6 +610,7 @@ impl<R: JournalRecord> Journal<R> {
         self.nudge_at = capacity / 2;
         self.nudged = false;
         self.stats.rolls += 1;
+        self.shared.wake_preparer();
         if !self.shared.wake_syncer() {
             self.stats.inline_flushes += 1;
             self.shared.flush()?;
@@ -672,6 +698,9 @@ impl<R: JournalRecord> Drop for Journal<R> {
         if let Some(thread) = self.shared.waker.get() {
             thread.unpark();
         }
+        if let Some(thread) = self.shared.preparer.get() {
+            thread.unpark();
+        }
     }
 }
 
@@ -688,9 +717,10 @@ fn open_tail(shared: &Shared, tail: &Tail) -> Result<(Arc<LiveSegment>, usize, u
             .map_err(JournalError::io(path))?;
     }
     allocate(&file, tail.segment_bytes).map_err(JournalError::io(path))?;
-    let map = map_segment(&file, tail.segment_bytes).map_err(JournalError::io(path))?;
+    let map =
+        map_segment(&file, tail.segment_bytes, shared.pretouch).map_err(JournalError::io(path))?;
     if shared.pretouch {
-        pretouch(&map, tail.offset);
+        pretouch_pages(&map, tail.offset);
     }
     file.sync_all().map_err(JournalError::io(path))?;
     let capacity = map.len();
@@ -709,7 +739,7 @@ fn create_first<R: JournalRecord>(
     shared: &Shared,
     first_seq: u64,
 ) -> Result<(Arc<LiveSegment>, usize, u64)> {
-    let prepared = shared.prepare_file()?;
+    let prepared = shared.prepare_file(shared.pretouch)?;
     let header =
         SegmentHeader::new(R::KIND, R::PAYLOAD_ALIGN, shared.segment_bytes, first_seq).encode();
     // SAFETY: the mapping is at least a header long and ours alone.
@@ -903,68 +933,111 @@ impl Syncer {
         Seq(self.shared.durable_seq.load(Ordering::Acquire))
     }
 
-    /// Runs [`maintain`](Self::maintain) on a new thread every `interval`
-    /// and whenever the appender wakes it (every `every_records` records,
-    /// half-way through a segment, at a roll). One per journal.
+    /// Starts the background work on two threads: one flushes every
+    /// `interval` and whenever the appender wakes it (every `every_records`
+    /// records, at a roll); the other prepares the next segment as soon as
+    /// the appender rolls into a fresh one (so preparing never waits behind
+    /// a slow msync). One per journal.
     ///
     /// # Errors
     /// [`JournalError::SyncerRunning`] if one was spawned before; an I/O
-    /// error if the thread cannot be started.
+    /// error if a thread cannot be started.
     pub fn spawn(self, interval: Duration) -> Result<SyncerThread> {
         let stop = Arc::new(AtomicBool::new(false));
         let shared = self.shared.clone();
-        let thread_stop = stop.clone();
-        // The thread waits to learn whether it is the journal's syncer.
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<bool>();
-        let handle = std::thread::Builder::new()
-            .name("journal-syncer".into())
-            .spawn(move || {
-                if ready_rx.recv() == Ok(true) {
-                    run_syncer(&self.shared, &thread_stop, interval)
-                } else {
-                    Ok(())
-                }
-            })
-            .map_err(JournalError::io(&shared.dir))?;
-        if shared.waker.set(handle.thread().clone()).is_err() {
-            let _ = ready_tx.send(false);
-            let _ = handle.join();
+        let flusher = spawn_gated(&shared, "journal-flusher", stop.clone(), move |s, stop| {
+            run_flusher(s, stop, interval)
+        })?;
+        let preparer = spawn_gated(&shared, "journal-preparer", stop.clone(), move |s, stop| {
+            run_preparer(s, stop, interval)
+        });
+        let preparer = match preparer {
+            Ok(preparer) => preparer,
+            Err(e) => {
+                let _ = flusher.1.send(false);
+                let _ = flusher.0.join();
+                return Err(e);
+            }
+        };
+        let registered = shared.waker.set(flusher.0.thread().clone()).is_ok()
+            && shared.preparer.set(preparer.0.thread().clone()).is_ok();
+        if !registered {
+            for (handle, go) in [flusher, preparer] {
+                let _ = go.send(false);
+                let _ = handle.join();
+            }
             return Err(JournalError::SyncerRunning);
         }
         shared.syncer_running.store(true, Ordering::Release);
-        let _ = ready_tx.send(true);
+        let _ = flusher.1.send(true);
+        let _ = preparer.1.send(true);
         Ok(SyncerThread {
             stop,
             shared,
-            handle: Some(handle),
+            handles: vec![flusher.0, preparer.0],
         })
     }
 }
 
-fn run_syncer(shared: &Shared, stop: &AtomicBool, interval: Duration) -> Result<()> {
-    let result = loop {
-        if stop.load(Ordering::Acquire) || shared.closed.load(Ordering::Acquire) {
-            break Ok(());
-        }
-        if let Err(e) = shared.maintain() {
-            shared
-                .state()
-                .background_error
-                .get_or_insert_with(|| e.to_string());
-            break Err(e);
-        }
-        std::thread::park_timeout(interval);
-    };
-    shared.syncer_running.store(false, Ordering::Release);
-    result.and_then(|()| shared.flush().map(|_| ()))
+type Gated = (JoinHandle<Result<()>>, std::sync::mpsc::Sender<bool>);
+
+/// Spawns a thread that waits to learn whether it is the journal's.
+fn spawn_gated(
+    shared: &Arc<Shared>,
+    name: &str,
+    stop: Arc<AtomicBool>,
+    body: impl FnOnce(&Shared, &AtomicBool) -> Result<()> + Send + 'static,
+) -> Result<Gated> {
+    let (go_tx, go_rx) = std::sync::mpsc::channel::<bool>();
+    let thread_shared = shared.clone();
+    let handle = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || {
+            if go_rx.recv() == Ok(true) {
+                let result = body(&thread_shared, &stop);
+                if let Err(e) = &result {
+                    thread_shared
+                        .state()
+                        .background_error
+                        .get_or_insert_with(|| e.to_string());
+                    thread_shared.syncer_running.store(false, Ordering::Release);
+                }
+                result
+            } else {
+                Ok(())
+            }
+        })
+        .map_err(JournalError::io(&shared.dir))?;
+    Ok((handle, go_tx))
 }
 
-/// A running syncer thread. Stop it with [`stop`](Self::stop) (dropping it
+fn stopping(shared: &Shared, stop: &AtomicBool) -> bool {
+    stop.load(Ordering::Acquire) || shared.closed.load(Ordering::Acquire)
+}
+
+fn run_flusher(shared: &Shared, stop: &AtomicBool, interval: Duration) -> Result<()> {
+    while !stopping(shared, stop) {
+        shared.flush()?;
+        std::thread::park_timeout(interval);
+    }
+    shared.syncer_running.store(false, Ordering::Release);
+    shared.flush().map(|_| ())
+}
+
+fn run_preparer(shared: &Shared, stop: &AtomicBool, interval: Duration) -> Result<()> {
+    while !stopping(shared, stop) {
+        shared.prepare_next()?;
+        std::thread::park_timeout(interval.max(Duration::from_millis(50)));
+    }
+    Ok(())
+}
+
+/// The running syncer threads. Stop them with [`stop`](Self::stop) (dropping it
 /// stops it too, ignoring errors).
 pub struct SyncerThread {
     stop: Arc<AtomicBool>,
     shared: Arc<Shared>,
-    handle: Option<JoinHandle<Result<()>>>,
+    handles: Vec<JoinHandle<Result<()>>>,
 }
 
 impl SyncerThread {
@@ -978,14 +1051,18 @@ impl SyncerThread {
 
     fn stop_inner(&mut self) -> Result<()> {
         self.stop.store(true, Ordering::Release);
-        let Some(handle) = self.handle.take() else {
-            return Ok(());
-        };
-        handle.thread().unpark();
-        match handle.join() {
-            Ok(result) => result,
-            Err(_) => Err(JournalError::Background("syncer thread panicked".into())),
+        let mut outcome = Ok(());
+        for handle in self.handles.drain(..) {
+            handle.thread().unpark();
+            let result = match handle.join() {
+                Ok(result) => result,
+                Err(_) => Err(JournalError::Background("syncer thread panicked".into())),
+            };
+            if outcome.is_ok() {
+                outcome = result;
+            }
         }
+        outcome
     }
 
     pub fn durable_seq(&self) -> Seq {
