@@ -9,8 +9,10 @@ use super::Source;
 
 /// Writes one event as a JSONL line (with its `\n`). Reading the line back
 /// with [`parse_event`](super::parse_event) gives the same event, for every
-/// event the reader can produce (tier lists of at most 16 tiers: a longer
-/// list keeps only its length).
+/// event the reader can produce. A list of more than 16 tiers (which the
+/// engine always rejects) keeps only its first 16 and its length: it is
+/// written back with that length, the 16th tier repeated, so that it is
+/// still rejected after a round trip.
 ///
 /// # Errors
 /// Writing failed, or the event holds a value the format cannot carry
@@ -43,11 +45,12 @@ pub fn event_line(event: &Event) -> io::Result<String> {
             push_fixed8(&mut line, "multiplier", e.multiplier)?;
             push_fixed8(&mut line, "liquidation_fee", e.liquidation_fee)?;
             line.push_str(",\"tiers\":[");
-            for (index, tier) in e.tiers.as_slice().iter().enumerate() {
+            let kept = e.tiers.as_slice();
+            for index in 0..usize::from(e.tiers.count) {
                 if index > 0 {
                     line.push(',');
                 }
-                push_tier(&mut line, tier)?;
+                push_tier(&mut line, &kept[index.min(kept.len() - 1)])?;
             }
             line.push(']');
         }
