@@ -7,7 +7,7 @@
 //!
 //! Paths: `quiet` oscillates every price by 10⁻⁶ of itself (a tick that
 //! should cross nothing), `walk` is a random walk whose steps are uniform
-//! in ±2.5 bp times a per-market factor (1..8), `crash` is the walk with a
+//! in ±0.5 bp times a per-market factor (1..8), `crash` is the walk with a
 //! −30 % fall over 300 ticks per market and a rebound to −10 %. Every
 //! instrument has RiskParams with `vol_max_factor` 1: the engine measures
 //! its volatility (for the `NotionalVol` split) while `f` stays 1.
@@ -65,7 +65,7 @@ impl Default for Options {
             fill_every: 0,
             path: Path::Walk,
             mode: EvaluationMode::Triggers,
-            split: SplitStrategy::NotionalVol,
+            split: SplitStrategy::Notional,
             seed: 1,
         }
     }
@@ -126,6 +126,9 @@ pub struct Report {
     pub silent_ticks: f64,
     /// Mean apply time of the ticks that evaluated someone, per evaluation.
     pub ns_per_evaluation: f64,
+    /// The same over the ticks that evaluated someone but liquidated
+    /// nobody: the cost of a pop + exact revaluation + re-arm.
+    pub ns_per_rearm: f64,
     pub liquidations: u64,
     /// Liquidations per second of apply time during the crash's fall.
     pub liquidations_per_s_in_fall: f64,
@@ -341,15 +344,17 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
             balance(&mut feed, &mut engine, s + 1, amount.max(-i64::MAX));
             balances += 1;
         }
-        // Leverage spread: E = h·MM with h in [1, 1.02) for 1 %, else
-        // 1.02 .. ~10 (skewed toward low h).
-        let figures = engine.figures(account).expect("priced");
+        // Leverage spread: 1 % of accounts hold E = h·MM with h in
+        // [1, 1.02); the others a leverage N/E log-uniform in 2..100×
+        // (h = E/MM ≈ 200/leverage at mmr 0.5 %).
         let h_milli = if rng.below(100) == 0 {
             1_000 + rng.range(1, 20)
         } else {
-            let r = rng.range(0, 1_000);
-            1_020 + r * r * 9 / 1_000
+            let octave = 2i64 << rng.below(6);
+            let leverage = (octave + rng.range(0, octave)).min(100);
+            200_000 / leverage
         };
+        let figures = engine.figures(account).expect("priced");
         let target = figures.maint_margin.0 * i128::from(h_milli) / 1_000;
         let withdraw = (figures.equity.0 - target).clamp(0, i128::from(i64::MAX)) as i64;
         if withdraw > 0 {
@@ -375,6 +380,7 @@ pub fn run(opts: &Options) -> Report {
     let mut fill_samples = Vec::new();
     let mut evaluating = (0u64, 0u64); // (ns, evaluations) of ticks that evaluated someone
     let mut silent = 0u64;
+    let mut rearming = (0u64, 0u64); // the same, ticks without liquidations
     let fall_start = opts.ticks / 5;
     let fall_len = 300 * lanes as u32;
     let (mut fall_ns, mut fall_liquidations) = (0u64, 0u64);
@@ -393,7 +399,7 @@ pub fn run(opts: &Options) -> Report {
                     -1
                 }
             }
-            Path::Walk => *level += rng.range(-250, 251) * LANE_VOL[lane],
+            Path::Walk => *level += rng.range(-50, 51) * LANE_VOL[lane],
             Path::Crash => {
                 let phase = t.wrapping_sub(fall_start);
                 if t >= fall_start && phase < fall_len {
@@ -403,7 +409,7 @@ pub fn run(opts: &Options) -> Report {
                     // Rebound by 20 points.
                     *level += 667 + rng.range(-300, 301);
                 } else {
-                    *level += rng.range(-250, 251) * LANE_VOL[lane];
+                    *level += rng.range(-50, 51) * LANE_VOL[lane];
                 }
             }
         }
@@ -437,6 +443,10 @@ pub fn run(opts: &Options) -> Report {
         } else {
             evaluating.0 += ns;
             evaluating.1 += evaluated;
+            if feed.sink.liquidations == liquidated {
+                rearming.0 += ns;
+                rearming.1 += evaluated;
+            }
         }
         if opts.path == Path::Crash && t >= fall_start && t - fall_start < fall_len {
             fall_ns += ns;
@@ -488,6 +498,7 @@ pub fn run(opts: &Options) -> Report {
         evaluations_per_tick: (after.evaluations - before.evaluations) as f64 / ticks,
         silent_ticks: silent as f64 / ticks,
         ns_per_evaluation: evaluating.0 as f64 / evaluating.1.max(1) as f64,
+        ns_per_rearm: rearming.0 as f64 / rearming.1.max(1) as f64,
         liquidations: feed.sink.liquidations - liquidations_before,
         liquidations_per_s_in_fall: fall_liquidations as f64 / (fall_ns.max(1) as f64 / 1e9),
         bytes_per_account: engine.memory_bytes() as f64 / f64::from(opts.accounts.max(1)),
@@ -499,12 +510,13 @@ impl Report {
     /// One line for a table.
     pub fn line(&self) -> String {
         format!(
-            "{:<10} {:<11} {:<5} accts {:>8} ticks {:>6} | ns/tick mean {:>9} p50 {:>9} p99 {:>9} max {:>9} | crossed/tick {:>8.3} rearms/tick {:>8.3} evals/tick {:>10.1} ns/eval {:>6.0} | liq {:>6} | B/acct {:>5.0}",
+            "{:<10} {:<11} {:<5} accts {:>8} ticks {:>6} setup {:>5.1}s | ns/tick mean {:>9} p50 {:>9} p99 {:>9} max {:>9} | crossed/tick {:>8.3} rearms/tick {:>8.3} evals/tick {:>10.1} ns/eval {:>6.0} ns/rearm {:>6.0} | liq {:>6} liq/s(fall) {:>8.0} | B/acct {:>5.0}",
             self.mode,
             self.split,
             format!("{:?}", self.path).to_lowercase(),
             self.accounts,
             self.ticks,
+            self.setup_s,
             self.ns_per_tick.mean,
             self.ns_per_tick.p50,
             self.ns_per_tick.p99,
@@ -513,7 +525,9 @@ impl Report {
             self.rearms_per_tick,
             self.evaluations_per_tick,
             self.ns_per_evaluation,
+            self.ns_per_rearm,
             self.liquidations,
+            self.liquidations_per_s_in_fall,
             self.bytes_per_account,
         )
     }

@@ -10,13 +10,21 @@
 //! Why evaluating only touched accounts is enough: an account's liquidation
 //! test depends on its balances, positions, the prices and definitions of
 //! what it holds, the vol factors of its instruments, its halts and its
-//! cooldown. Every event that changes one of these touches the account
-//! (fills and balance changes the account; marks, funding, definitions and
-//! vol-factor changes the instrument's holders; index prices and asset
-//! definitions the asset's holders; a halt's end the instrument's holders; a
-//! cooldown's end the account). An untouched account's test result is the
-//! one it had after the previous event, when it was either not liquidatable
-//! or blocked by something that has not changed since.
+//! cooldown. Every event that changes one of these, except a price tick,
+//! touches the account directly (fills and balance changes the account;
+//! funding, definitions, risk parameters, a rise of the vol factor and an
+//! instrument's first mark the instrument's holders; asset definitions and
+//! an asset's first price the asset's holders; a halt's end the
+//! instrument's holders; a cooldown's end the account). A price tick touches
+//! the accounts whose triggers it crosses (`EvaluationMode::Triggers`, see
+//! `triggers.rs` for the invariant and its argument), or every holder
+//! (`EvaluationMode::AllHolders`). An untouched account's test result is
+//! the one it had after the previous event, when it was either not
+//! liquidatable or blocked by something that has not changed since.
+//!
+//! Nothing here scans per event: crossed triggers come off the heaps'
+//! tops, stale-halt deadlines off a min-heap, cooldown expiries off the front
+//! of a FIFO.
 
 use std::collections::VecDeque;
 

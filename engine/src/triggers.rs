@@ -231,8 +231,9 @@ pub enum SplitStrategy {
     /// exposure may move by the same *fraction* of its price.
     Notional,
     /// Budgets proportional to `r·P·σ` (σ: the instrument's measured
-    /// volatility per mark, at least `EngineConfig::default_sigma`): every
-    /// exposure may move by the same number of standard deviations.
+    /// volatility per mark, at least `EngineConfig::default_sigma`; assets
+    /// have no measured σ): every exposure may move by the same number of
+    /// standard deviations.
     NotionalVol,
 }
 
@@ -262,8 +263,8 @@ impl Default for EngineConfig {
     fn default() -> Self {
         EngineConfig {
             mode: EvaluationMode::Triggers,
-            split: SplitStrategy::NotionalVol,
-            default_sigma: Fixed8(100_000), // 0.1 %
+            split: SplitStrategy::Notional,
+            default_sigma: Fixed8(5_000), // 0.5 bp per mark
             check_invariant: true,
         }
     }
