@@ -53,6 +53,13 @@ pub struct Options {
     pub mode: EvaluationMode,
     pub split: SplitStrategy,
     pub seed: u64,
+    /// Every instrument's `vol_max_factor`, in hundredths (100: f stays 1;
+    /// above, a volatile path raises f, which re-evaluates the holders).
+    pub vol_max_factor_hundredths: u32,
+    /// Every instrument's `vol_ref`, in basis points.
+    pub vol_ref_bp: u32,
+    /// `EngineConfig::vol_headroom`, in percent.
+    pub vol_headroom_pct: u32,
 }
 
 impl Default for Options {
@@ -67,6 +74,9 @@ impl Default for Options {
             mode: EvaluationMode::Triggers,
             split: SplitStrategy::Notional,
             seed: 1,
+            vol_max_factor_hundredths: 100,
+            vol_ref_bp: 10,
+            vol_headroom_pct: 25,
         }
     }
 }
@@ -136,6 +146,8 @@ pub struct Report {
     pub bytes_per_account: f64,
     /// Triggers armed at the end.
     pub armed_triggers: u64,
+    /// Ticks that evaluated every holder (first prices, vol-factor rises).
+    pub holder_sweeps: u64,
 }
 
 /// xorshift64*: deterministic, no dependency.
@@ -213,6 +225,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
     let config = EngineConfig {
         mode: opts.mode,
         split: opts.split,
+        vol_headroom: Fixed8(i64::from(opts.vol_headroom_pct) * 1_000_000),
         check_invariant: false,
         ..EngineConfig::default()
     };
@@ -254,8 +267,10 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
                 ts,
                 instrument: id,
                 vol_lambda: Fixed8(94_000_000),
-                vol_ref: Fixed8(100_000),
-                vol_max_factor: fx(1),
+                vol_ref: Fixed8(i64::from(opts.vol_ref_bp.max(1)) * 10_000),
+                vol_max_factor: Fixed8(
+                    i64::from(opts.vol_max_factor_hundredths.clamp(100, 10_000)) * 1_000_000,
+                ),
                 max_staleness_ns: 0,
                 max_jump: Fixed8(0),
             }),
@@ -503,6 +518,7 @@ pub fn run(opts: &Options) -> Report {
         liquidations_per_s_in_fall: fall_liquidations as f64 / (fall_ns.max(1) as f64 / 1e9),
         bytes_per_account: engine.memory_bytes() as f64 / f64::from(opts.accounts.max(1)),
         armed_triggers: engine.armed_triggers() as u64,
+        holder_sweeps: after.holder_sweeps - before.holder_sweeps,
     }
 }
 
@@ -510,7 +526,7 @@ impl Report {
     /// One line for a table.
     pub fn line(&self) -> String {
         format!(
-            "{:<10} {:<11} {:<5} accts {:>8} ticks {:>6} setup {:>5.1}s | ns/tick mean {:>9} p50 {:>9} p99 {:>9} max {:>9} | crossed/tick {:>8.3} rearms/tick {:>8.3} evals/tick {:>10.1} ns/eval {:>6.0} ns/rearm {:>6.0} | liq {:>6} liq/s(fall) {:>8.0} | B/acct {:>5.0}",
+            "{:<10} {:<11} {:<5} accts {:>8} ticks {:>6} setup {:>5.1}s | ns/tick mean {:>9} p50 {:>9} p99 {:>9} max {:>9} | crossed/tick {:>8.3} rearms/tick {:>8.3} evals/tick {:>10.1} ns/eval {:>6.0} ns/rearm {:>6.0} | liq {:>6} liq/s(fall) {:>8.0} | B/acct {:>5.0} sweeps {}",
             self.mode,
             self.split,
             format!("{:?}", self.path).to_lowercase(),
@@ -529,6 +545,7 @@ impl Report {
             self.liquidations,
             self.liquidations_per_s_in_fall,
             self.bytes_per_account,
+            self.holder_sweeps,
         )
     }
 }

@@ -42,9 +42,9 @@ use crate::state::{
     Account, AssetState, Balance, InstrumentState, Position, Slab, Triggered, E8, NIL,
 };
 use crate::triggers::{
-    balance_rates, keys, position_epsilon, position_rates, priority, split, weight, Bf,
-    EngineConfig, EvaluationMode, Exposure, IndexedHeap, SplitStrategy, TriggerStats,
-    BALANCE_EPSILON, DOWN, UP,
+    balance_rates, factor_charge, keys, position_epsilon, position_rates, priority, split, weight,
+    Bf, EngineConfig, EvaluationMode, Exposure, IndexedHeap, SplitStrategy, TriggerStats,
+    BALANCE_EPSILON, DOWN, FACTOR, UP,
 };
 use crate::types::*;
 use crate::valuation::{collateral_terms, position_figures, PositionFigures};
@@ -60,6 +60,8 @@ enum Touch {
     InstrumentCrossed(u32),
     /// An index price moved: the accounts whose triggers it crossed.
     AssetCrossed(u32),
+    /// A vol factor rose: the positions armed for a lower one.
+    FactorCrossed(u32),
 }
 
 /// A cooldown start, queued in `now` order (so also in expiry order: the
@@ -103,8 +105,9 @@ pub struct Engine {
     stale_deadlines: IndexedHeap<u64>,
     /// Instruments whose mark or RiskParams changed in this event.
     stale_dirty: Vec<u32>,
-    /// Per instrument slot: the positions' down and up trigger heaps.
-    position_triggers: Vec<[IndexedHeap<i64>; 2]>,
+    /// Per instrument slot: the positions' down, up and vol-factor
+    /// trigger heaps.
+    position_triggers: Vec<[IndexedHeap<i64>; 3]>,
     /// Per asset slot: the balances' down and up trigger heaps.
     balance_triggers: Vec<[IndexedHeap<i64>; 2]>,
     trigger_stats: TriggerStats,
@@ -232,19 +235,25 @@ impl Engine {
         for a in &self.assets {
             total += a.holders.capacity() * 4;
         }
-        for heaps in self.position_triggers.iter().chain(&self.balance_triggers) {
-            total += heaps[DOWN].bytes() + heaps[UP].bytes();
+        let heaps = self.position_triggers.iter().map(|h| &h[..]);
+        for heaps in heaps.chain(self.balance_triggers.iter().map(|h| &h[..])) {
+            total += heaps.iter().map(IndexedHeap::bytes).sum::<usize>();
         }
         total
     }
 
-    /// Number of triggers currently armed (both sides, all indexes).
+    /// Number of price triggers currently armed (both sides, all indexes;
+    /// vol-factor triggers not counted).
     pub fn armed_triggers(&self) -> usize {
-        self.position_triggers
+        let positions = self
+            .position_triggers
             .iter()
-            .chain(&self.balance_triggers)
-            .map(|h| h[DOWN].len() + h[UP].len())
-            .sum()
+            .map(|h| h[DOWN].len() + h[UP].len());
+        let balances = self
+            .balance_triggers
+            .iter()
+            .map(|h| h[DOWN].len() + h[UP].len());
+        positions.chain(balances).sum()
     }
 
     /// Number of accounts.
@@ -678,7 +687,11 @@ impl Engine {
                 let slot = self.instruments.len() as u32;
                 self.instruments.push(InstrumentState::new(e));
                 self.instrument_slots.insert(e.instrument.0, slot);
-                self.position_triggers.push(trigger_heaps());
+                self.position_triggers.push([
+                    IndexedHeap::with_capacity(DOWN, 0),
+                    IndexedHeap::with_capacity(UP, 0),
+                    IndexedHeap::with_capacity(FACTOR, 0),
+                ]);
             }
         }
     }
@@ -729,15 +742,16 @@ impl Engine {
         if instrument.risk.is_some() {
             self.stale_dirty.push(slot);
         }
-        // A first mark can make unpriced holders priced, and a higher vol
-        // factor raises every holder's MM beyond what its triggers assumed:
-        // both evaluate every holder. Otherwise only crossed triggers.
-        if first
-            || instrument.vol_factor > factor_before
-            || self.config.mode == EvaluationMode::AllHolders
-        {
+        // A first mark can make unpriced holders priced: every holder is
+        // evaluated. Otherwise the crossed price triggers, and if the vol
+        // factor rose, the positions armed for a lower factor (a fall of f
+        // leaves every trigger valid).
+        if first || self.config.mode == EvaluationMode::AllHolders {
             self.touches.push(Touch::InstrumentHolders(slot));
         } else {
+            if instrument.vol_factor > factor_before {
+                self.touches.push(Touch::FactorCrossed(slot));
+            }
             self.touches.push(Touch::InstrumentCrossed(slot));
         }
     }
@@ -813,7 +827,7 @@ impl Engine {
             qty,
             next: self.accounts[account as usize].first_position,
             holder_index: holders.len() as u32,
-            triggers: [NIL; 2],
+            triggers: [NIL; 3],
         });
         holders.push(p);
         let acct = &mut self.accounts[account as usize];
@@ -826,6 +840,7 @@ impl Engine {
         let heaps = &mut self.position_triggers[position.instrument as usize];
         set_trigger(heaps, &mut self.positions, p, DOWN, None);
         set_trigger(heaps, &mut self.positions, p, UP, None);
+        set_trigger(heaps, &mut self.positions, p, FACTOR, None);
         let holders = &mut self.instruments[position.instrument as usize].holders;
         holders.swap_remove(position.holder_index as usize);
         if let Some(&moved) = holders.get(position.holder_index as usize) {
@@ -878,7 +893,7 @@ impl Engine {
             amount,
             next: self.accounts[account as usize].first_balance,
             holder_index: holders.len() as u32,
-            triggers: [NIL; 2],
+            triggers: [NIL; 3],
         });
         holders.push(b);
         let acct = &mut self.accounts[account as usize];
@@ -1138,35 +1153,68 @@ impl Engine {
                 r_down,
                 r_up,
                 weight: split_weight(strategy, r_down, r_up, price, default_sigma),
+                f_bound: 0,
             });
             b = balance.next;
         }
+        // Positions: first the vol-factor bound each is armed for. With
+        // RiskParams, `f·(1 + vol_headroom)` (capped) if the MM that much
+        // headroom could add (charged up front) leaves at least half of the
+        // slack, else `f` itself (re-armed at any rise of f).
+        let balances_end = self.exposures.len();
+        let (mut eps_tight, mut eps_roomy) = (epsilon, epsilon);
+        let headroom = self.config.vol_headroom;
         let mut p = account.first_position;
         while p != NIL {
             let position = self.positions.get(p);
             let instrument = &self.instruments[position.instrument as usize];
-            let price = instrument.mark.0 as i64;
             let f = instrument.vol_factor.0;
-            let (r_down, r_up) = position_rates(
-                position.qty.0,
-                instrument.multiplier.0,
-                f,
-                instrument.mmr_max().0,
-            );
-            epsilon += position_epsilon(f, instrument.tiers().len());
-            let sigma = instrument.sigma8.max(default_sigma);
+            let tiers = instrument.tiers().len();
+            let roomy = match instrument.risk {
+                Some(risk) => factor_bound(instrument.vol_factor, risk.vol_max_factor, headroom).0,
+                None => f,
+            };
+            eps_tight += position_epsilon(f, tiers);
+            eps_roomy += position_epsilon(roomy, tiers);
+            if roomy > f {
+                let mm_raw = position_figures(instrument, position.qty).mm_raw.0;
+                eps_roomy += factor_charge(roomy - f, mm_raw, tiers);
+            }
             self.exposures.push(Exposure {
                 slot: p,
                 is_position: true,
                 class: position.instrument,
-                price,
-                r_down,
-                r_up,
-                weight: split_weight(strategy, r_down, r_up, price, sigma),
+                price: instrument.mark.0 as i64,
+                r_down: Bf::ZERO,
+                r_up: Bf::ZERO,
+                weight: Bf::ZERO,
+                f_bound: if instrument.risk.is_some() { roomy } else { 0 },
             });
             p = position.next;
         }
-        let net = figures.equity.0 - figures.maint_margin.0 - epsilon;
+        let slack = figures.equity.0 - figures.maint_margin.0;
+        let use_headroom = slack - eps_roomy >= (slack - eps_tight) / 2;
+        epsilon = if use_headroom { eps_roomy } else { eps_tight };
+        for n in balances_end..self.exposures.len() {
+            let x = &mut self.exposures[n];
+            let position = self.positions.get(x.slot);
+            let instrument = &self.instruments[x.class as usize];
+            let f = instrument.vol_factor.0;
+            if !use_headroom && x.f_bound != 0 {
+                x.f_bound = f;
+            }
+            let (r_down, r_up) = position_rates(
+                position.qty.0,
+                instrument.multiplier.0,
+                x.f_bound.max(f),
+                instrument.mmr_max().0,
+            );
+            let sigma = instrument.sigma8.max(default_sigma);
+            x.r_down = r_down;
+            x.r_up = r_up;
+            x.weight = split_weight(strategy, r_down, r_up, x.price, sigma);
+        }
+        let net = slack - epsilon;
         let tight = net < 0;
         self.budgets.clear();
         self.budgets.resize(self.exposures.len(), Bf::ZERO);
@@ -1177,9 +1225,13 @@ impl Engine {
             let x = self.exposures[n];
             let (down, up) = keys(x.price, self.budgets[n], x.r_down, x.r_up, tight);
             if x.is_position {
+                // Without RiskParams f cannot change (RiskParams evaluate
+                // every holder): no factor trigger.
+                let bound = (x.f_bound != 0).then_some(x.f_bound as i64);
                 let heaps = &mut self.position_triggers[x.class as usize];
                 set_trigger(heaps, &mut self.positions, x.slot, DOWN, down);
                 set_trigger(heaps, &mut self.positions, x.slot, UP, up);
+                set_trigger(heaps, &mut self.positions, x.slot, FACTOR, bound);
             } else {
                 let heaps = &mut self.balance_triggers[x.class as usize];
                 set_trigger(heaps, &mut self.balances, x.slot, DOWN, down);
@@ -1202,6 +1254,7 @@ impl Engine {
             let heaps = &mut self.position_triggers[self.positions.get(p).instrument as usize];
             set_trigger(heaps, &mut self.positions, p, DOWN, None);
             set_trigger(heaps, &mut self.positions, p, UP, None);
+            set_trigger(heaps, &mut self.positions, p, FACTOR, None);
             p = self.positions.get(p).next;
         }
         let mut b = first_balance;
@@ -1218,38 +1271,46 @@ impl Engine {
     /// (which re-arms them beyond `price`).
     fn pop_crossed(&mut self, is_position: bool, class: u32, price: i64) {
         for side in [DOWN, UP] {
-            let threshold = priority(side, price);
-            loop {
-                let account = if is_position {
-                    let heap = &mut self.position_triggers[class as usize][side];
-                    match heap.peek() {
-                        Some(top) if top.key <= threshold => {
-                            heap.remove(0, &mut self.positions);
-                            self.positions.get_mut(top.slot).triggers[side] = NIL;
-                            self.positions.get(top.slot).account
-                        }
-                        _ => break,
+            self.pop_side(is_position, class, side, priority(side, price));
+        }
+    }
+
+    /// Pops one heap's entries with a key `≤ threshold` and evaluates their
+    /// accounts.
+    fn pop_side(&mut self, is_position: bool, class: u32, side: usize, threshold: i64) {
+        loop {
+            let account = if is_position {
+                let heap = &mut self.position_triggers[class as usize][side];
+                match heap.peek() {
+                    Some(top) if top.key <= threshold => {
+                        heap.remove(0, &mut self.positions);
+                        self.positions.get_mut(top.slot).triggers[side] = NIL;
+                        self.positions.get(top.slot).account
                     }
-                } else {
-                    let heap = &mut self.balance_triggers[class as usize][side];
-                    match heap.peek() {
-                        Some(top) if top.key <= threshold => {
-                            heap.remove(0, &mut self.balances);
-                            self.balances.get_mut(top.slot).triggers[side] = NIL;
-                            self.balances.get(top.slot).account
-                        }
-                        _ => break,
+                    _ => break,
+                }
+            } else {
+                let heap = &mut self.balance_triggers[class as usize][side];
+                match heap.peek() {
+                    Some(top) if top.key <= threshold => {
+                        heap.remove(0, &mut self.balances);
+                        self.balances.get_mut(top.slot).triggers[side] = NIL;
+                        self.balances.get(top.slot).account
                     }
-                };
-                self.trigger_stats.crossed += 1;
-                // Accounts evaluated earlier in this event were armed at the
-                // current prices: none of their triggers is crossed.
-                debug_assert!(
-                    self.accounts[account as usize].considered_epoch != self.epoch,
-                    "a crossed trigger of an account already evaluated in this event"
-                );
-                self.consider(account);
+                    _ => break,
+                }
+            };
+            self.trigger_stats.crossed += 1;
+            if side == FACTOR {
+                self.trigger_stats.factor_crossed += 1;
             }
+            // Accounts evaluated earlier in this event were armed at the
+            // current prices: none of their triggers is crossed.
+            debug_assert!(
+                self.accounts[account as usize].considered_epoch != self.epoch,
+                "a crossed trigger of an account already evaluated in this event"
+            );
+            self.consider(account);
         }
     }
 
@@ -1260,6 +1321,11 @@ impl Engine {
                 Touch::InstrumentCrossed(i) => {
                     let price = self.instruments[i as usize].mark.0 as i64;
                     self.pop_crossed(true, i, price);
+                }
+                Touch::FactorCrossed(i) => {
+                    // Bounds below the new factor: key < f, i.e. ≤ f − 1.
+                    let f = self.instruments[i as usize].vol_factor.0 as i64;
+                    self.pop_side(true, i, FACTOR, f - 1);
                 }
                 Touch::AssetCrossed(a) => {
                     let price = self.assets[a as usize]
@@ -1393,6 +1459,12 @@ impl Engine {
             }
         }
         for (i, heaps) in self.position_triggers.iter().enumerate() {
+            if let Some(top) = heaps[FACTOR].peek() {
+                assert!(
+                    top.key >= self.instruments[i].vol_factor.0 as i64,
+                    "crossed factor trigger left"
+                );
+            }
             let price = self.instruments[i].mark.0 as i64;
             for side in [DOWN, UP] {
                 if let Some(top) = heaps[side].peek() {
@@ -1419,6 +1491,7 @@ impl Engine {
 }
 
 fn trigger_heaps() -> [IndexedHeap<i64>; 2] {
+    // (Balances: down and up. Positions have a third, see `position_triggers`.)
     [
         IndexedHeap::with_capacity(DOWN, 0),
         IndexedHeap::with_capacity(UP, 0),
@@ -1427,7 +1500,7 @@ fn trigger_heaps() -> [IndexedHeap<i64>; 2] {
 
 /// Sets, moves or clears one trigger of a position or balance slot.
 fn set_trigger<T: Triggered + Default + Copy>(
-    heaps: &mut [IndexedHeap<i64>; 2],
+    heaps: &mut [IndexedHeap<i64>],
     store: &mut Slab<T>,
     slot: u32,
     side: usize,
@@ -1443,6 +1516,13 @@ fn set_trigger<T: Triggered + Default + Copy>(
         }
         (None, false) => {}
     }
+}
+
+/// The bound a vol factor's holders are armed for: `f·(1 + headroom)`,
+/// rounded up to 10⁻⁸, at most the cap (and at least `f`).
+fn factor_bound(f: Dec8, cap: Fixed8, headroom: Fixed8) -> Dec8 {
+    let extra = crate::arith::div_ceil(f.0 * i128::from(headroom.0.max(0)), E8);
+    Dec8((f.0 + extra).min(i128::from(cap.0)).max(f.0))
 }
 
 fn split_weight(strategy: SplitStrategy, r_down: Bf, r_up: Bf, price: i64, sigma: i128) -> Bf {

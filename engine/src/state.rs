@@ -204,9 +204,9 @@ pub(crate) struct Position {
     pub next: u32,
     /// Index of this slot in the instrument's holder list.
     pub holder_index: u32,
-    /// Indexes of its down and up triggers in the instrument's trigger
-    /// heaps, or NIL.
-    pub triggers: [u32; 2],
+    /// Indexes of its down, up and vol-factor triggers in the instrument's
+    /// trigger heaps, or NIL.
+    pub triggers: [u32; 3],
 }
 
 impl Default for Position {
@@ -217,7 +217,7 @@ impl Default for Position {
             qty: Dec8::ZERO,
             next: NIL,
             holder_index: NIL,
-            triggers: [NIL; 2],
+            triggers: [NIL; 3],
         }
     }
 }
@@ -230,8 +230,9 @@ pub(crate) struct Balance {
     pub amount: Dec8,
     pub next: u32,
     pub holder_index: u32,
-    /// Indexes of its down and up triggers in the asset's heaps, or NIL.
-    pub triggers: [u32; 2],
+    /// Indexes of its down and up triggers in the asset's heaps, or NIL
+    /// (the third is unused: balances have no vol factor).
+    pub triggers: [u32; 3],
 }
 
 impl Default for Balance {
@@ -242,24 +243,24 @@ impl Default for Balance {
             amount: Dec8::ZERO,
             next: NIL,
             holder_index: NIL,
-            triggers: [NIL; 2],
+            triggers: [NIL; 3],
         }
     }
 }
 
 /// Slots that carry trigger handles.
 pub(crate) trait Triggered {
-    fn triggers_mut(&mut self) -> &mut [u32; 2];
+    fn triggers_mut(&mut self) -> &mut [u32; 3];
 }
 
 impl Triggered for Position {
-    fn triggers_mut(&mut self) -> &mut [u32; 2] {
+    fn triggers_mut(&mut self) -> &mut [u32; 3] {
         &mut self.triggers
     }
 }
 
 impl Triggered for Balance {
-    fn triggers_mut(&mut self) -> &mut [u32; 2] {
+    fn triggers_mut(&mut self) -> &mut [u32; 3] {
         &mut self.triggers
     }
 }

@@ -45,11 +45,19 @@
 //! the drop is only ε. A balance's `c = round8(b·P·w)`: `b·w·ΔP` ± 1. The
 //! liquidation fee does not enter `E < MM`.
 //!
-//! The vol factor `f` used in these rates is the one at arming; when `f`
-//! rises, every holder is re-armed (a change of `f` touches the holders).
-//! When `f` falls the old keys stay valid: `MM_now ≤ f_now·g + err(f_now) ≤
-//! f_arm·g + err(f_arm)` because `g ≥ 0`, so the bound above holds with
-//! `f = f_arm`.
+//! The vol factor in these rates is a *bound* `F_b ≥ f` chosen at arming:
+//! for a position of an instrument with RiskParams, `f·(1 + vol_headroom)`
+//! (capped at `vol_max_factor`) when the MM that headroom could add leaves
+//! at least half of the slack, else `f`. Each such position has a third
+//! trigger, its `F_b`, in the instrument's vol-factor heap; a mark that
+//! raises `f` pops the positions with `F_b < f` (their accounts are
+//! evaluated and re-armed). While `f ≤ F_b`: `MM_now ≤ f·g + err(f) ≤
+//! F_b·g + err(F_b)` (because `g ≥ 0`), so `ΔMM ≤ F_b·Δg + (F_b − f_a)·g₀ +
+//! ⌈F_b⌉·(T+1) + 1` with `f_a` the factor at arming and `g₀ ≤ MMraw₀ + T + 1`
+//! the exact amount then: the rates and `ε` use `F_b`, and the *charge*
+//! `⌈(F_b − f_a)·(MMraw₀ + T + 1)⁺⌉` is taken off the slack like `ε`. A fall
+//! of `f` needs nothing. Without RiskParams `f` is 1 until RiskParams
+//! arrive, which evaluate every holder.
 //!
 //! Arming an account with slack `S = E − MM ≥ 0` splits `S' = S − Σ_j ε_j`
 //! into budgets `s_j ≥ 0` with `Σ s_j ≤ S'` ([`SplitStrategy`]), and sets
@@ -65,8 +73,8 @@
 //!
 //! Everything else that changes an account's health evaluates it directly
 //! (and so re-arms it): a fill or balance change (the account), funding, an
-//! instrument definition, risk parameters, a rise of `f`, a halt's end and an
-//! instrument's first mark (the instrument's holders), an asset definition
+//! instrument definition, risk parameters, a halt's end and an instrument's
+//! first mark (the instrument's holders), an asset definition
 //! and an asset's first price (the asset's holders), a cooldown's end (the
 //! cooldown queue). Blocked accounts (unpriced, halted, cooling down) keep
 //! no triggers: each way out of a block evaluates them (first price → the
@@ -253,6 +261,13 @@ pub struct EngineConfig {
     /// The volatility per mark assumed where none is measured (assets,
     /// instruments without RiskParams or variance yet), as a fraction.
     pub default_sigma: Fixed8,
+    /// Headroom of the vol factor a position's triggers are computed for:
+    /// positions are armed for `f·(1 + vol_headroom)` (at most the cap),
+    /// the MM that headroom could add charged to the account's slack up
+    /// front, unless that charge would take more than half of the slack
+    /// (then for `f`). A rise of `f` re-arms only the positions armed for a
+    /// lower factor (a per-instrument heap of the bounds).
+    pub vol_headroom: Fixed8,
     /// Debug builds only: after each event recompute every account and
     /// assert the trigger invariant (O(accounts) per event; turn it off for
     /// big runs of a debug build).
@@ -265,6 +280,7 @@ impl Default for EngineConfig {
             mode: EvaluationMode::Triggers,
             split: SplitStrategy::Notional,
             default_sigma: Fixed8(5_000), // 0.5 bp per mark
+            vol_headroom: Fixed8(25_000_000),
             check_invariant: true,
         }
     }
@@ -278,8 +294,10 @@ pub struct TriggerStats {
     pub evaluations: u64,
     /// Accounts (re-)armed with fresh triggers.
     pub rearms: u64,
-    /// Triggers popped because a tick crossed them.
+    /// Triggers popped because a tick crossed them (price and vol-factor).
     pub crossed: u64,
+    /// Of those, vol-factor triggers (a rise of f past a position's bound).
+    pub factor_crossed: u64,
     /// Events that evaluated every holder of an instrument or asset.
     pub holder_sweeps: u64,
 }
@@ -301,6 +319,9 @@ pub(crate) struct Exposure {
     pub r_up: Bf,
     /// The split weight (rounded up).
     pub weight: Bf,
+    /// Positions of instruments with RiskParams: the vol factor (mantissa)
+    /// the rates are computed for; 0 otherwise.
+    pub f_bound: i128,
 }
 
 const E16: u128 = 10_000_000_000_000_000;
@@ -353,6 +374,14 @@ pub(crate) fn balance_rates(amount: i128, w: i128) -> (Bf, Bf) {
 pub(crate) fn position_epsilon(f: i128, tiers: usize) -> i128 {
     let ceil_f = (f + 99_999_999) / 100_000_000;
     ceil_f * (tiers as i128 + 1) + 2
+}
+
+/// The MM a rise of the vol factor by `df` (mantissa) can add to a position
+/// whose `MMraw` is `mm_raw`: `⌈df·(MMraw + T + 1)⁺ / 10⁸⌉` (the exact
+/// tiered amount `g ≤ MMraw + (T+1)/2`).
+pub(crate) fn factor_charge(df: i128, mm_raw: i128, tiers: usize) -> i128 {
+    let g = (mm_raw + tiers as i128 + 1).max(0);
+    crate::arith::div_ceil(df * g, 100_000_000)
 }
 
 /// `ε` of a balance.
@@ -567,6 +596,10 @@ impl<K: Ord + Copy> IndexedHeap<K> {
 /// below, index 1 when it rises to the key or above.
 pub(crate) const DOWN: usize = 0;
 pub(crate) const UP: usize = 1;
+/// Positions' third trigger: the vol factor they were armed for; popped
+/// when the instrument's factor rises above it (key = the bound, crossed
+/// when `key < f`).
+pub(crate) const FACTOR: usize = 2;
 
 /// The heap priority of a key (both heaps are min-heaps): the up side is
 /// crossed when `key ≤ price`, the down side when `key ≥ price`, i.e.
@@ -586,6 +619,7 @@ mod tests {
     use proptest::prelude::*;
 
     struct Table(Vec<[u32; 2]>);
+
     impl Handles for Table {
         fn set_handle(&mut self, slot: u32, side: usize, at: u32) {
             self.0[slot as usize][side] = at;
@@ -710,7 +744,8 @@ mod tests {
                 tiers in prop::collection::vec((1i64..5_000_000_000_000, 0i64..3_000_000, 1i64..5_000_000), 1..16),
                 mult in prop_oneof![Just(100_000_000i64), 1i64..1_000_000_000_000],
                 f in prop_oneof![Just(100_000_000i128), 100_000_000i128..10_000_000_000],
-                f_drop in prop_oneof![Just(0i128), 0i128..2_000_000_000],
+                headroom in prop_oneof![Just(0i128), 0i128..3_000_000_000],
+                f_now_at in any::<u64>(),
                 qty in prop_oneof![
                     -1_000_000_000_000i128..1_000_000_000_000,
                     any::<i64>().prop_map(i128::from),
@@ -722,9 +757,17 @@ mod tests {
                 tight in prop::bool::weighted(0.05),
             ) {
                 prop_assume!(qty != 0 && qty != i128::from(i64::MIN));
+                // Armed at f for any factor up to f_bound; the factor now is
+                // anywhere in [1, f_bound] (it may have risen or fallen).
+                let f_bound = (f + headroom).min(10_000_000_000);
+                let f_now = match f_now_at % 4 {
+                    0 => f_bound,
+                    1 => 100_000_000,
+                    _ => 100_000_000 + (f_now_at as i128 % (f_bound - 100_000_000 + 1)),
+                };
                 let mut i = instrument(&tiers, mult);
-                let (r_down, r_up) = position_rates(qty, i.multiplier.0, f, i.mmr_max().0);
-                let eps = position_epsilon(f, i.tiers().len());
+                let (r_down, r_up) = position_rates(qty, i.multiplier.0, f_bound, i.mmr_max().0);
+                let mut eps = position_epsilon(f_bound, i.tiers().len());
                 let budget = Bf::from_u128(s, false);
                 let (down, up) = keys(p0, budget, r_down, r_up, tight);
                 let lo = down.unwrap_or(0);
@@ -732,7 +775,8 @@ mod tests {
                 prop_assert!(lo < p0 && p0 < hi);
                 if let Some(p) = pick(lo, hi, at) {
                     let before = term(&mut i, qty, p0, f);
-                    let f_now = (f - f_drop).max(100_000_000);
+                    let mm_raw = position_figures(&i, Dec8(qty)).mm_raw.0;
+                    eps += factor_charge(f_bound - f, mm_raw, i.tiers().len());
                     let after = term(&mut i, qty, p, f_now);
                     let allowed = if tight { eps } else { s as i128 + eps };
                     prop_assert!(before - after <= allowed,

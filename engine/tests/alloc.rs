@@ -108,6 +108,19 @@ fn setup(engine: &mut Engine, seq: &mut u64) {
                 price: d(price),
             }),
         );
+        // A vol factor that moves (1..3): vol-factor triggers pop too.
+        apply(
+            engine,
+            Event::Risk(RiskParams {
+                ts: UnixNanos(0),
+                instrument: InstrumentId(id),
+                vol_lambda: d("0.9"),
+                vol_ref: d("0.0005"),
+                vol_max_factor: d("3"),
+                max_staleness_ns: 0,
+                max_jump: d("0"),
+            }),
+        );
     }
     apply(
         engine,
@@ -242,6 +255,8 @@ fn steady_state_allocates_nothing() {
         let config = EngineConfig {
             mode,
             check_invariant: false,
+            // Little headroom: rises of f pop vol-factor triggers.
+            vol_headroom: Fixed8(5_000_000),
             ..EngineConfig::default()
         };
         let mut engine = Engine::with_config(limits, config);
@@ -266,6 +281,10 @@ fn steady_state_allocates_nothing() {
                 "{before:?} → {after:?}"
             );
             assert!(after.rearms > before.rearms + 1000);
+            assert!(
+                after.factor_crossed > before.factor_crossed,
+                "{before:?} → {after:?}"
+            );
         }
     }
 }

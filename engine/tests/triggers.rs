@@ -105,6 +105,7 @@ fn trigger_streams_cross_triggers_and_liquidate() {
     let strategy = common::trigger_stream();
     let (mut liquidations, mut crossed, mut rearms, mut marks) = (0usize, 0u64, 0u64, 0usize);
     let mut sweeps = 0;
+    let mut factor_crossed = 0;
     for _ in 0..32 {
         let events = strategy.new_tree(&mut runner).unwrap().current();
         marks += events
@@ -117,10 +118,15 @@ fn trigger_streams_cross_triggers_and_liquidate() {
             .filter(|o| matches!(o, Output::Liquidation(..)))
             .count();
         crossed += stats[2].crossed;
+        factor_crossed += stats[1].factor_crossed;
         sweeps += stats[2].holder_sweeps;
         rearms += stats[2].rearms;
     }
-    eprintln!("liquidations {liquidations}, crossed {crossed}, rearms {rearms}, marks {marks}, sweeps {sweeps}");
+    eprintln!("liquidations {liquidations}, crossed {crossed} (vol factor {factor_crossed}), rearms {rearms}, marks {marks}, sweeps {sweeps}");
+    assert!(
+        factor_crossed > 20,
+        "vol-factor triggers crossed: {factor_crossed}"
+    );
     assert!(liquidations > 100, "liquidations {liquidations}");
     assert!(crossed > 150, "crossed {crossed} over {marks} marks");
     assert!(rearms > crossed, "rearms {rearms}");

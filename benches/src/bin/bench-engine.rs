@@ -5,7 +5,8 @@
 //! bench-engine [--accounts N] [--instruments K] [--assets A] [--ticks T]
 //!              [--path quiet|walk|crash] [--engine triggers|all-holders|both]
 //!              [--split equal|notional|notional-vol|all] [--fill-every N]
-//!              [--seed S] [--json]
+//!              [--seed S] [--vol-max-factor-hundredths F] [--vol-ref-bp B]
+//!              [--vol-headroom-pct H] [--json]
 //! ```
 
 use engine::{EvaluationMode, SplitStrategy};
@@ -32,6 +33,11 @@ fn main() {
             "--all-holders-ticks" => all_holders_ticks = Some(value().parse().expect("a number")),
             "--fill-every" => opts.fill_every = value().parse().expect("a number"),
             "--seed" => opts.seed = value().parse().expect("a number"),
+            "--vol-max-factor-hundredths" => {
+                opts.vol_max_factor_hundredths = value().parse().expect("a number")
+            }
+            "--vol-ref-bp" => opts.vol_ref_bp = value().parse().expect("a number"),
+            "--vol-headroom-pct" => opts.vol_headroom_pct = value().parse().expect("a number"),
             "--path" => {
                 let v = value();
                 paths = if v == "all" {
