@@ -12,8 +12,9 @@
 //! what it holds, the vol factors of its instruments, its halts and its
 //! cooldown. Every event that changes one of these, except a price tick,
 //! touches the account directly (fills and balance changes the account;
-//! funding, definitions, risk parameters, a rise of the vol factor and an
-//! instrument's first mark the instrument's holders; asset definitions and
+//! funding, definitions, risk parameters and an instrument's first mark the
+//! instrument's holders; a rise of the vol factor the positions armed for a
+//! lower one; asset definitions and
 //! an asset's first price the asset's holders; a halt's end the
 //! instrument's holders; a cooldown's end the account). A price tick touches
 //! the accounts whose triggers it crosses (`EvaluationMode::Triggers`, see
