@@ -218,14 +218,14 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
         accounts_max: opts.accounts.max(1).next_power_of_two().max(1024),
         instruments_max: 16,
         assets_max: 8,
-        positions_reserved: opts.accounts.saturating_mul(k.min(4)),
-        balances_reserved: opts.accounts / 2 + 16,
         ..Limits::default()
     };
     let config = EngineConfig {
         mode: opts.mode,
         split: opts.split,
         vol_headroom: Fixed8(i64::from(opts.vol_headroom_pct) * 1_000_000),
+        positions_reserved: opts.accounts.saturating_mul(k.min(4)),
+        balances_reserved: opts.accounts / 2 + 16,
         check_invariant: false,
         ..EngineConfig::default()
     };

@@ -36,7 +36,7 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::arith::{div_round8, div_round_half_even_256, isqrt_256, narrow_256};
 use crate::limits::{
     Limits, FACTOR_MANTISSA_MAX, FUNDING_RATE_MANTISSA_MAX, LIABILITY_WEIGHT_MANTISSA_MAX,
-    MULTIPLIER_MANTISSA_MAX, QTY_MANTISSA_MAX, QUOTE_BALANCE_MANTISSA_MAX,
+    MULTIPLIER_MANTISSA_MAX, PRICE_MANTISSA_MAX, QTY_MANTISSA_MAX, QUOTE_BALANCE_MANTISSA_MAX,
 };
 use crate::plan::{plan, PlanLeg};
 use crate::state::{
@@ -173,8 +173,8 @@ impl Engine {
             asset_slots: FxHashMap::default(),
             accounts: Vec::with_capacity(accounts.min(1 << 24)),
             account_slots: FxHashMap::default(),
-            positions: Slab::with_capacity(limits.positions_reserved as usize),
-            balances: Slab::with_capacity(limits.balances_reserved as usize),
+            positions: Slab::with_capacity(reserved(config.positions_reserved, accounts, 1 << 20)),
+            balances: Slab::with_capacity(reserved(config.balances_reserved, accounts, 1 << 18)),
             cooldowns: VecDeque::with_capacity(1024),
             stats: Stats::default(),
             epoch: 0,
@@ -1491,6 +1491,15 @@ impl Engine {
     }
 }
 
+/// A configured reservation, or `min(accounts, cap)` if 0.
+fn reserved(configured: u32, accounts: usize, cap: usize) -> usize {
+    if configured == 0 {
+        accounts.min(cap)
+    } else {
+        configured as usize
+    }
+}
+
 fn trigger_heaps() -> [IndexedHeap<i64>; 2] {
     // (Balances: down and up. Positions have a third, see `position_triggers`.)
     [
@@ -1673,7 +1682,8 @@ pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> (Dec8, i1
     (f, sigma8)
 }
 
-/// `max(10⁻⁸, round8(M − U / (q·m)))` with the full current `q`.
+/// `max(10⁻⁸, round8(M − U / (q·m)))` with the full current `q`, capped at
+/// the largest Fixed8 price.
 fn limit_price(instrument: &InstrumentState, qty: Dec8, value: Dec8) -> Dec8 {
     // (M·q·m − U·10¹⁶) / (q·m) at scale 10⁻⁸.
     let qm = I256::from(qty.0) * I256::from(instrument.multiplier.0);
@@ -1684,6 +1694,9 @@ fn limit_price(instrument: &InstrumentState, qty: Dec8, value: Dec8) -> Dec8 {
     } else {
         (numerator, qm)
     };
-    let price = narrow_256(div_round_half_even_256(numerator, denominator)).unwrap_or(i128::MAX);
+    // A limit price must fit the wire: capped at the largest price.
+    let price = narrow_256(div_round_half_even_256(numerator, denominator))
+        .unwrap_or(PRICE_MANTISSA_MAX)
+        .min(PRICE_MANTISSA_MAX);
     Dec8(price.max(1))
 }

@@ -11,6 +11,7 @@ pub mod arith;
 mod engine;
 pub mod limits;
 mod plan;
+pub mod reference;
 pub mod reject;
 mod state;
 pub mod triggers;

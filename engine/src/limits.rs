@@ -36,12 +36,6 @@ pub struct Limits {
     pub positions_per_account_max: u32,
     /// Non-quote balances one account may hold (≤ [`PER_ACCOUNT_MAX`]).
     pub balances_per_account_max: u32,
-    /// Open positions (all accounts) to reserve storage for up front: the
-    /// position slab with its trigger handles. Not a limit: beyond it the
-    /// storage grows (allocating, amortized).
-    pub positions_reserved: u32,
-    /// Non-zero non-quote balances (all accounts) to reserve storage for.
-    pub balances_reserved: u32,
 }
 
 impl Default for Limits {
@@ -52,8 +46,6 @@ impl Default for Limits {
             assets_max: 256,
             positions_per_account_max: 32,
             balances_per_account_max: 16,
-            positions_reserved: 1 << 20,
-            balances_reserved: 1 << 18,
         }
     }
 }

@@ -268,6 +268,13 @@ pub struct EngineConfig {
     /// (then for `f`). A rise of `f` re-arms only the positions armed for a
     /// lower factor (a per-instrument heap of the bounds).
     pub vol_headroom: Fixed8,
+    /// Open positions (all accounts) to reserve storage for up front (the
+    /// position slab with its trigger handles); 0: `min(accounts_max, 2²⁰)`.
+    /// Not a limit: beyond it the storage grows (allocating, amortized).
+    pub positions_reserved: u32,
+    /// Non-zero non-quote balances to reserve storage for; 0:
+    /// `min(accounts_max, 2¹⁸)`.
+    pub balances_reserved: u32,
     /// Debug builds only: after each event recompute every account and
     /// assert the trigger invariant (O(accounts) per event; turn it off for
     /// big runs of a debug build).
@@ -281,6 +288,8 @@ impl Default for EngineConfig {
             split: SplitStrategy::Notional,
             default_sigma: Fixed8(5_000), // 0.5 bp per mark
             vol_headroom: Fixed8(25_000_000),
+            positions_reserved: 0,
+            balances_reserved: 0,
             check_invariant: true,
         }
     }

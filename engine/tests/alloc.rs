@@ -248,12 +248,12 @@ fn steady_state_allocates_nothing() {
     ] {
         let limits = Limits {
             accounts_max: 4 * ACCOUNTS as u32,
-            positions_reserved: 4 * ACCOUNTS as u32,
-            balances_reserved: 2 * ACCOUNTS as u32,
             ..Limits::default()
         };
         let config = EngineConfig {
             mode,
+            positions_reserved: 4 * ACCOUNTS as u32,
+            balances_reserved: 2 * ACCOUNTS as u32,
             check_invariant: false,
             // Little headroom: rises of f pop vol-factor triggers.
             vol_headroom: Fixed8(5_000_000),
