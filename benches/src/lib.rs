@@ -14,8 +14,37 @@
 
 use std::time::Instant;
 
+use engine::reference::ReferenceEngine;
 use engine::*;
 use serde::Serialize;
+
+/// What the benchmark drives: the fast engine (either mode) or the
+/// reference model.
+trait Subject: MarginEngine {
+    fn trigger_stats(&self) -> TriggerStats {
+        TriggerStats::default()
+    }
+    fn memory_bytes(&self) -> usize {
+        0
+    }
+    fn armed_triggers(&self) -> usize {
+        0
+    }
+}
+
+impl Subject for Engine {
+    fn trigger_stats(&self) -> TriggerStats {
+        Engine::trigger_stats(self)
+    }
+    fn memory_bytes(&self) -> usize {
+        Engine::memory_bytes(self)
+    }
+    fn armed_triggers(&self) -> usize {
+        Engine::armed_triggers(self)
+    }
+}
+
+impl Subject for ReferenceEngine {}
 
 /// A price path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -51,6 +80,8 @@ pub struct Options {
     pub fill_every: u32,
     pub path: Path,
     pub mode: EvaluationMode,
+    /// Run the reference model instead of the fast engine (`mode` ignored).
+    pub reference: bool,
     pub split: SplitStrategy,
     pub seed: u64,
     /// Every instrument's `vol_max_factor`, in hundredths (100: f stays 1;
@@ -72,6 +103,7 @@ impl Default for Options {
             fill_every: 0,
             path: Path::Walk,
             mode: EvaluationMode::Triggers,
+            reference: false,
             split: SplitStrategy::Notional,
             seed: 1,
             vol_max_factor_hundredths: 100,
@@ -190,7 +222,7 @@ struct Feed {
 }
 
 impl Feed {
-    fn apply(&mut self, engine: &mut Engine, event: Event) -> Result<(), Reject> {
+    fn apply<E: Subject>(&mut self, engine: &mut E, event: Event) -> Result<(), Reject> {
         self.seq += 1;
         engine.apply(Seq(self.seq), &event, &mut self.sink)
     }
@@ -210,16 +242,17 @@ fn tiers() -> Tiers {
     ])
 }
 
-/// Builds the population; returns the engine and the feed.
-fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
-    let k = opts.instruments.clamp(1, 8);
-    let a = opts.assets.min(4);
-    let limits = Limits {
+fn limits(opts: &Options) -> Limits {
+    Limits {
         accounts_max: opts.accounts.max(1).next_power_of_two().max(1024),
         instruments_max: 16,
         assets_max: 8,
         ..Limits::default()
-    };
+    }
+}
+
+fn fast_engine(opts: &Options) -> Engine {
+    let k = opts.instruments.clamp(1, 8);
     let config = EngineConfig {
         mode: opts.mode,
         split: opts.split,
@@ -229,7 +262,15 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
         check_invariant: false,
         ..EngineConfig::default()
     };
-    let mut engine = Engine::with_config(limits, config);
+    Engine::with_config(limits(opts), config)
+}
+
+/// Builds the population in `engine`; returns the feed and the counts of
+/// positions and balances.
+fn populate<E: Subject>(engine: &mut E, opts: &Options, rng: &mut Rng) -> (Feed, u64, u64) {
+    let engine = &mut *engine;
+    let k = opts.instruments.clamp(1, 8);
+    let a = opts.assets.min(4);
     let mut feed = Feed {
         seq: 0,
         ts: 1,
@@ -239,7 +280,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
     for i in 0..k {
         let id = InstrumentId(i + 1);
         feed.apply(
-            &mut engine,
+            engine,
             Event::InstrumentDef(InstrumentDef {
                 ts,
                 instrument: id,
@@ -251,7 +292,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
         )
         .expect("valid definition");
         feed.apply(
-            &mut engine,
+            engine,
             Event::Mark(MarkPrice {
                 ts,
                 instrument: id,
@@ -262,7 +303,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
         // RiskParams so the engine measures each instrument's volatility
         // (the NotionalVol split uses it); vol_max_factor 1 keeps f = 1.
         feed.apply(
-            &mut engine,
+            engine,
             Event::Risk(RiskParams {
                 ts,
                 instrument: id,
@@ -280,7 +321,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
     for s in 0..a {
         let id = AssetId(s + 1);
         feed.apply(
-            &mut engine,
+            engine,
             Event::AssetDef(AssetDef {
                 ts,
                 asset: id,
@@ -291,7 +332,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
         )
         .expect("valid asset");
         feed.apply(
-            &mut engine,
+            engine,
             Event::Index(IndexPrice {
                 ts,
                 asset: id,
@@ -303,7 +344,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
     let (mut positions, mut balances) = (0u64, 0u64);
     for n in 0..opts.accounts {
         let account = AccountId(u64::from(n) * 7 + 3);
-        let balance = |feed: &mut Feed, engine: &mut Engine, asset: u32, amount: i64| {
+        let balance = |feed: &mut Feed, engine: &mut E, asset: u32, amount: i64| {
             feed.apply(
                 engine,
                 Event::Balance(BalanceChange {
@@ -318,7 +359,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
             .expect("valid balance");
         };
         // Generous deposit first, so no fill makes the account liquidatable.
-        balance(&mut feed, &mut engine, 0, 10_000_000 * E8);
+        balance(&mut feed, engine, 0, 10_000_000 * E8);
         let count = 1 + rng.below(u64::from(k)) as u32;
         let first = rng.below(u64::from(k)) as u32;
         for j in 0..count {
@@ -333,7 +374,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
                 qty = -qty;
             }
             feed.apply(
-                &mut engine,
+                engine,
                 Event::Fill(Fill {
                     ts,
                     account,
@@ -356,7 +397,7 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
             if rng.below(6) == 0 {
                 amount = -amount / 4;
             }
-            balance(&mut feed, &mut engine, s + 1, amount.max(-i64::MAX));
+            balance(&mut feed, engine, s + 1, amount.max(-i64::MAX));
             balances += 1;
         }
         // Leverage spread: 1 % of accounts hold E = h·MM with h in
@@ -373,18 +414,28 @@ fn populate(opts: &Options, rng: &mut Rng) -> (Engine, Feed, u64, u64) {
         let target = figures.maint_margin.0 * i128::from(h_milli) / 1_000;
         let withdraw = (figures.equity.0 - target).clamp(0, i128::from(i64::MAX)) as i64;
         if withdraw > 0 {
-            balance(&mut feed, &mut engine, 0, -withdraw);
+            balance(&mut feed, engine, 0, -withdraw);
         }
     }
     feed.ts = 2;
-    (engine, feed, positions, balances)
+    (feed, positions, balances)
 }
 
 /// Runs one benchmark.
 pub fn run(opts: &Options) -> Report {
+    if opts.reference {
+        let mut engine = ReferenceEngine::new(limits(opts));
+        run_on(&mut engine, opts)
+    } else {
+        let mut engine = fast_engine(opts);
+        run_on(&mut engine, opts)
+    }
+}
+
+fn run_on<E: Subject>(engine: &mut E, opts: &Options) -> Report {
     let mut rng = Rng(opts.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let started = Instant::now();
-    let (mut engine, mut feed, positions, balances) = populate(opts, &mut rng);
+    let (mut feed, positions, balances) = populate(engine, opts, &mut rng);
     let setup_s = started.elapsed().as_secs_f64();
     let k = opts.instruments.clamp(1, 8) as usize;
     let a = opts.assets.min(4) as usize;
@@ -448,7 +499,7 @@ pub fn run(opts: &Options) -> Report {
         let stats = engine.trigger_stats();
         let liquidated = feed.sink.liquidations;
         let start = Instant::now();
-        feed.apply(&mut engine, event).expect("valid tick");
+        feed.apply(engine, event).expect("valid tick");
         let ns = start.elapsed().as_nanos() as u64;
         samples.push(ns);
         total_ns += ns;
@@ -486,7 +537,7 @@ pub fn run(opts: &Options) -> Report {
                 fill_id: 0,
             });
             let start = Instant::now();
-            let _ = feed.apply(&mut engine, event);
+            let _ = feed.apply(engine, event);
             let ns = start.elapsed().as_nanos() as u64;
             fill_samples.push(ns);
             total_ns += ns;
@@ -496,7 +547,11 @@ pub fn run(opts: &Options) -> Report {
     let after = engine.trigger_stats();
     let ticks = f64::from(opts.ticks.max(1));
     Report {
-        mode: format!("{:?}", opts.mode),
+        mode: if opts.reference {
+            "Reference".to_string()
+        } else {
+            format!("{:?}", opts.mode)
+        },
         split: format!("{:?}", opts.split),
         path: opts.path,
         accounts: opts.accounts,
@@ -578,5 +633,27 @@ mod tests {
                 assert!(fast.liquidations > 0);
             }
         }
+    }
+
+    /// ~80 s in a debug build: `cargo test -p liqd-bench -- --ignored`.
+    /// (The engine's differential tests compare every output.)
+    #[test]
+    #[ignore]
+    fn the_reference_model_liquidates_the_same_accounts() {
+        // (The reference model recomputes every account after every event,
+        // in exact rationals: keep it small for a debug build.)
+        let opts = Options {
+            accounts: 60,
+            ticks: 1_200,
+            path: Path::Crash,
+            ..Options::default()
+        };
+        let fast = run(&opts);
+        let reference = run(&Options {
+            reference: true,
+            ..opts
+        });
+        assert!(fast.liquidations > 0);
+        assert_eq!(fast.liquidations, reference.liquidations);
     }
 }

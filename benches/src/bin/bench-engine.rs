@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! bench-engine [--accounts N] [--instruments K] [--assets A] [--ticks T]
-//!              [--path quiet|walk|crash] [--engine triggers|all-holders|both]
+//!              [--path quiet|walk|crash|all]
+//!              [--engine triggers|all-holders|both|reference|all]
+//!              [--all-holders-ticks T] [--reference-ticks T]
 //!              [--split equal|notional|notional-vol|all] [--fill-every N]
 //!              [--seed S] [--vol-max-factor-hundredths F] [--vol-ref-bp B]
 //!              [--vol-headroom-pct H] [--json]
@@ -15,6 +17,8 @@ use liqd_bench::{run, Options, Path};
 fn main() {
     let mut opts = Options::default();
     let mut modes = vec![EvaluationMode::Triggers];
+    let mut reference = false;
+    let mut reference_ticks = None;
     let mut splits = vec![opts.split];
     let mut paths = vec![opts.path];
     let mut json = false;
@@ -31,6 +35,7 @@ fn main() {
             "--assets" => opts.assets = value().parse().expect("a number"),
             "--ticks" => opts.ticks = value().parse().expect("a number"),
             "--all-holders-ticks" => all_holders_ticks = Some(value().parse().expect("a number")),
+            "--reference-ticks" => reference_ticks = Some(value().parse().expect("a number")),
             "--fill-every" => opts.fill_every = value().parse().expect("a number"),
             "--seed" => opts.seed = value().parse().expect("a number"),
             "--vol-max-factor-hundredths" => {
@@ -51,6 +56,14 @@ fn main() {
                     "triggers" => vec![EvaluationMode::Triggers],
                     "all-holders" => vec![EvaluationMode::AllHolders],
                     "both" => vec![EvaluationMode::Triggers, EvaluationMode::AllHolders],
+                    "reference" => {
+                        reference = true;
+                        vec![]
+                    }
+                    "all" => {
+                        reference = true;
+                        vec![EvaluationMode::Triggers, EvaluationMode::AllHolders]
+                    }
                     other => panic!("unknown engine {other}"),
                 }
             }
@@ -88,13 +101,25 @@ fn main() {
                 if mode == EvaluationMode::AllHolders {
                     o.ticks = all_holders_ticks.unwrap_or(o.ticks);
                 }
-                let report = run(&o);
-                if json {
-                    println!("{}", serde_json::to_string(&report).expect("serializable"));
-                } else {
-                    println!("{}", report.line());
-                }
+                print(&run(&o), json);
             }
         }
+        if reference {
+            let o = Options {
+                path,
+                reference: true,
+                ticks: reference_ticks.unwrap_or(opts.ticks),
+                ..opts
+            };
+            print(&run(&o), json);
+        }
+    }
+}
+
+fn print(report: &liqd_bench::Report, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string(report).expect("serializable"));
+    } else {
+        println!("{}", report.line());
     }
 }
