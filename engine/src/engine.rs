@@ -1179,7 +1179,7 @@ impl Engine {
             eps_roomy += position_epsilon(roomy, tiers);
             if roomy > f {
                 let mm_raw = position_figures(instrument, position.qty).mm_raw.0;
-                eps_roomy += factor_charge(roomy - f, mm_raw, tiers);
+                eps_roomy = eps_roomy.saturating_add(factor_charge(roomy - f, mm_raw, tiers));
             }
             self.exposures.push(Exposure {
                 slot: p,

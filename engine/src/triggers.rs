@@ -388,9 +388,14 @@ pub(crate) fn position_epsilon(f: i128, tiers: usize) -> i128 {
 /// The MM a rise of the vol factor by `df` (mantissa) can add to a position
 /// whose `MMraw` is `mm_raw`: `⌈df·(MMraw + T + 1)⁺ / 10⁸⌉` (the exact
 /// tiered amount `g ≤ MMraw + (T+1)/2`).
+///
+/// `MMraw` can reach ~2¹¹³ and `df` ~2³³: on overflow the charge saturates
+/// at `i128::MAX / 4`, still above any true charge (< 2¹²¹), so the
+/// headroom is simply not taken.
 pub(crate) fn factor_charge(df: i128, mm_raw: i128, tiers: usize) -> i128 {
     let g = (mm_raw + tiers as i128 + 1).max(0);
-    crate::arith::div_ceil(df * g, 100_000_000)
+    df.checked_mul(g)
+        .map_or(i128::MAX / 4, |p| crate::arith::div_ceil(p, 100_000_000))
 }
 
 /// `ε` of a balance.
@@ -626,6 +631,14 @@ pub(crate) fn priority(side: usize, key: i64) -> i64 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn factor_charge_saturates_instead_of_overflowing() {
+        let huge = 1i128 << 113;
+        assert_eq!(factor_charge(10_000_000_000, huge, 16), i128::MAX / 4);
+        assert_eq!(factor_charge(100_000_000, 5, 1), 7);
+        assert_eq!(factor_charge(0, huge, 16), 0);
+    }
 
     struct Table(Vec<[u32; 2]>);
 
