@@ -10,13 +10,22 @@
 //! Why evaluating only touched accounts is enough: an account's liquidation
 //! test depends on its balances, positions, the prices and definitions of
 //! what it holds, the vol factors of its instruments, its halts and its
-//! cooldown. Every event that changes one of these touches the account
-//! (fills and balance changes the account; marks, funding, definitions and
-//! vol-factor changes the instrument's holders; index prices and asset
-//! definitions the asset's holders; a halt's end the instrument's holders; a
-//! cooldown's end the account). An untouched account's test result is the
-//! one it had after the previous event, when it was either not liquidatable
-//! or blocked by something that has not changed since.
+//! cooldown. Every event that changes one of these, except a price tick,
+//! touches the account directly (fills and balance changes the account;
+//! funding, definitions, risk parameters and an instrument's first mark the
+//! instrument's holders; a rise of the vol factor the positions armed for a
+//! lower one; asset definitions and
+//! an asset's first price the asset's holders; a halt's end the
+//! instrument's holders; a cooldown's end the account). A price tick touches
+//! the accounts whose triggers it crosses (`EvaluationMode::Triggers`, see
+//! `triggers.rs` for the invariant and its argument), or every holder
+//! (`EvaluationMode::AllHolders`). An untouched account's test result is
+//! the one it had after the previous event, when it was either not
+//! liquidatable or blocked by something that has not changed since.
+//!
+//! Nothing here scans per event: crossed triggers come off the heaps'
+//! tops, stale-halt deadlines off a min-heap, cooldown expiries off the front
+//! of a FIFO.
 
 use std::collections::VecDeque;
 
@@ -30,7 +39,14 @@ use crate::limits::{
     MULTIPLIER_MANTISSA_MAX, PRICE_MANTISSA_MAX, QTY_MANTISSA_MAX, QUOTE_BALANCE_MANTISSA_MAX,
 };
 use crate::plan::{plan, PlanLeg};
-use crate::state::{Account, AssetState, Balance, InstrumentState, Position, Slab, E8, NIL};
+use crate::state::{
+    Account, AssetState, Balance, InstrumentState, Position, Slab, Triggered, E8, NIL,
+};
+use crate::triggers::{
+    balance_rates, factor_charge, keys, position_epsilon, position_rates, priority, split, weight,
+    Bf, EngineConfig, EvaluationMode, Exposure, IndexedHeap, SplitStrategy, TriggerStats,
+    BALANCE_EPSILON, DOWN, FACTOR, UP,
+};
 use crate::types::*;
 use crate::valuation::{collateral_terms, position_figures, PositionFigures};
 use crate::{Figures, MarginEngine, Params, Reject, Stats};
@@ -41,6 +57,12 @@ enum Touch {
     Account(u32),
     InstrumentHolders(u32),
     AssetHolders(u32),
+    /// A mark moved: the accounts whose triggers it crossed.
+    InstrumentCrossed(u32),
+    /// An index price moved: the accounts whose triggers it crossed.
+    AssetCrossed(u32),
+    /// A vol factor rose: the positions armed for a lower one.
+    FactorCrossed(u32),
 }
 
 /// A cooldown start, queued in `now` order (so also in expiry order: the
@@ -74,12 +96,22 @@ pub enum Standing {
 #[derive(Debug)]
 pub struct Engine {
     limits: Limits,
+    config: EngineConfig,
     params: Params,
     now: u64,
     instruments: Vec<InstrumentState>,
     instrument_slots: FxHashMap<u32, u32>,
-    /// Instrument slots that have RiskParams (price guards), ascending slot.
-    guarded: Vec<u32>,
+    /// Staleness deadlines (`ts(last mark) + max_staleness_ns`) of the
+    /// watched, not yet stale instruments; a key may be early, never late.
+    stale_deadlines: IndexedHeap<u64>,
+    /// Instruments whose mark or RiskParams changed in this event.
+    stale_dirty: Vec<u32>,
+    /// Per instrument slot: the positions' down, up and vol-factor
+    /// trigger heaps.
+    position_triggers: Vec<[IndexedHeap<i64>; 3]>,
+    /// Per asset slot: the balances' down and up trigger heaps.
+    balance_triggers: Vec<[IndexedHeap<i64>; 2]>,
+    trigger_stats: TriggerStats,
     assets: Vec<AssetState>,
     asset_slots: FxHashMap<u32, u32>,
     accounts: Vec<Account>,
@@ -96,6 +128,8 @@ pub struct Engine {
     due: Vec<Due>,
     plan_legs: Vec<PlanLeg>,
     legs: Vec<Leg>,
+    exposures: Vec<Exposure>,
+    budgets: Vec<Bf>,
 }
 
 const BOUNDED: &str = "bounded by engine::limits";
@@ -106,23 +140,41 @@ impl Engine {
     /// # Panics
     /// If `limits` is invalid (see [`Limits::validate`]).
     pub fn new(limits: Limits) -> Engine {
+        Engine::with_config(limits, EngineConfig::default())
+    }
+
+    /// An empty engine with storage for `limits`, finding the accounts to
+    /// evaluate as `config` says.
+    ///
+    /// # Panics
+    /// If `limits` is invalid (see [`Limits::validate`]).
+    pub fn with_config(limits: Limits, config: EngineConfig) -> Engine {
         if let Err(reason) = limits.validate() {
             panic!("invalid engine limits: {reason}");
         }
         let accounts = limits.accounts_max as usize;
+        let per_account = limits
+            .positions_per_account_max
+            .max(limits.balances_per_account_max);
+        let per_account = per_account as usize;
         let mut engine = Engine {
             limits,
+            config,
             params: Params::default(),
             now: 0,
             instruments: Vec::with_capacity(limits.instruments_max as usize),
             instrument_slots: FxHashMap::default(),
-            guarded: Vec::with_capacity(limits.instruments_max as usize),
+            stale_deadlines: IndexedHeap::with_capacity(0, limits.instruments_max as usize),
+            stale_dirty: Vec::with_capacity(4),
+            position_triggers: Vec::with_capacity(limits.instruments_max as usize),
+            balance_triggers: Vec::with_capacity(limits.assets_max as usize),
+            trigger_stats: TriggerStats::default(),
             assets: Vec::with_capacity(limits.assets_max as usize),
             asset_slots: FxHashMap::default(),
             accounts: Vec::with_capacity(accounts.min(1 << 24)),
             account_slots: FxHashMap::default(),
-            positions: Slab::with_capacity(accounts.min(1 << 24)),
-            balances: Slab::with_capacity(accounts.min(1 << 22)),
+            positions: Slab::with_capacity(reserved(config.positions_reserved, accounts, 1 << 20)),
+            balances: Slab::with_capacity(reserved(config.balances_reserved, accounts, 1 << 18)),
             cooldowns: VecDeque::with_capacity(1024),
             stats: Stats::default(),
             epoch: 0,
@@ -131,6 +183,8 @@ impl Engine {
             due: Vec::with_capacity(1024),
             plan_legs: Vec::with_capacity(limits.positions_per_account_max as usize),
             legs: Vec::with_capacity(limits.positions_per_account_max as usize),
+            exposures: Vec::with_capacity(2 * per_account),
+            budgets: Vec::with_capacity(2 * per_account),
         };
         engine
             .instrument_slots
@@ -146,7 +200,66 @@ impl Engine {
             holders: Vec::new(),
         });
         engine.asset_slots.insert(QUOTE_ASSET.0, 0);
+        engine.balance_triggers.push(trigger_heaps());
         engine
+    }
+
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// What the trigger index did so far.
+    pub fn trigger_stats(&self) -> TriggerStats {
+        self.trigger_stats
+    }
+
+    /// Bytes of heap storage the engine holds (reserved capacity of every
+    /// table, index and scratch buffer; hash tables estimated from their
+    /// capacity).
+    pub fn memory_bytes(&self) -> usize {
+        use core::mem::size_of;
+        let map = |cap: usize, entry: usize| cap * (entry + 1);
+        let mut total = self.instruments.capacity() * size_of::<InstrumentState>()
+            + self.assets.capacity() * size_of::<AssetState>()
+            + self.accounts.capacity() * size_of::<Account>()
+            + map(self.account_slots.capacity(), 16)
+            + map(self.instrument_slots.capacity(), 8)
+            + map(self.asset_slots.capacity(), 8)
+            + self.positions.bytes()
+            + self.balances.bytes()
+            + self.cooldowns.capacity() * size_of::<CooldownEntry>()
+            + self.stale_deadlines.bytes()
+            + self.due.capacity() * size_of::<Due>();
+        for i in &self.instruments {
+            total += i.holders.capacity() * 4;
+        }
+        for a in &self.assets {
+            total += a.holders.capacity() * 4;
+        }
+        let heaps = self.position_triggers.iter().map(|h| &h[..]);
+        for heaps in heaps.chain(self.balance_triggers.iter().map(|h| &h[..])) {
+            total += heaps.iter().map(IndexedHeap::bytes).sum::<usize>();
+        }
+        total
+    }
+
+    /// Number of price triggers currently armed (both sides, all indexes;
+    /// vol-factor triggers not counted).
+    pub fn armed_triggers(&self) -> usize {
+        let positions = self
+            .position_triggers
+            .iter()
+            .map(|h| h[DOWN].len() + h[UP].len());
+        let balances = self
+            .balance_triggers
+            .iter()
+            .map(|h| h[DOWN].len() + h[UP].len());
+        positions.chain(balances).sum()
+    }
+
+    /// Number of accounts.
+    pub fn account_count(&self) -> usize {
+        self.accounts.len()
     }
 
     pub fn limits(&self) -> &Limits {
@@ -523,8 +636,15 @@ impl Engine {
             Event::Risk(e) => self.on_risk(e),
             Event::Index(e) => {
                 let slot = self.asset_slots[&e.asset.0];
+                let first = self.assets[slot as usize].price.is_none();
                 self.assets[slot as usize].price = Some(e.price.dec());
-                self.touches.push(Touch::AssetHolders(slot));
+                // A first price can make unpriced holders priced: they have
+                // no triggers, so every holder is evaluated.
+                if first || self.config.mode == EvaluationMode::AllHolders {
+                    self.touches.push(Touch::AssetHolders(slot));
+                } else {
+                    self.touches.push(Touch::AssetCrossed(slot));
+                }
             }
             Event::Mark(e) => self.on_mark(e),
             Event::Fill(e) => self.on_fill(e),
@@ -553,6 +673,7 @@ impl Engine {
                     holders: Vec::new(),
                 });
                 self.asset_slots.insert(e.asset.0, slot);
+                self.balance_triggers.push(trigger_heaps());
             }
         }
     }
@@ -567,6 +688,11 @@ impl Engine {
                 let slot = self.instruments.len() as u32;
                 self.instruments.push(InstrumentState::new(e));
                 self.instrument_slots.insert(e.instrument.0, slot);
+                self.position_triggers.push([
+                    IndexedHeap::with_capacity(DOWN, 0),
+                    IndexedHeap::with_capacity(UP, 0),
+                    IndexedHeap::with_capacity(FACTOR, 0),
+                ]);
             }
         }
     }
@@ -574,10 +700,8 @@ impl Engine {
     fn on_risk(&mut self, e: &RiskParams) {
         let slot = self.instrument_slots[&e.instrument.0];
         let instrument = &mut self.instruments[slot as usize];
-        if instrument.risk.is_none() {
-            self.guarded.push(slot);
-        }
         instrument.risk = Some(*e);
+        self.stale_dirty.push(slot);
         if e.max_jump.0 == 0 {
             instrument.held = None;
             self.set_jump_halt(slot, false);
@@ -591,6 +715,8 @@ impl Engine {
         let price = e.price.dec();
         let ts = e.ts.0;
         let instrument = &self.instruments[slot as usize];
+        let first = !instrument.has_mark;
+        let factor_before = instrument.vol_factor;
         let max_jump = instrument.risk.map_or(Dec8::ZERO, |r| r.max_jump.dec());
         if !instrument.has_mark || max_jump.is_zero() {
             self.accept_mark(slot, price, ts);
@@ -613,7 +739,22 @@ impl Engine {
             self.instruments[slot as usize].held = Some((price, ts));
             self.set_jump_halt(slot, true);
         }
-        self.touches.push(Touch::InstrumentHolders(slot));
+        let instrument = &self.instruments[slot as usize];
+        if instrument.risk.is_some() {
+            self.stale_dirty.push(slot);
+        }
+        // A first mark can make unpriced holders priced: every holder is
+        // evaluated. Otherwise the crossed price triggers, and if the vol
+        // factor rose, the positions armed for a lower factor (a fall of f
+        // leaves every trigger valid).
+        if first || self.config.mode == EvaluationMode::AllHolders {
+            self.touches.push(Touch::InstrumentHolders(slot));
+        } else {
+            if instrument.vol_factor > factor_before {
+                self.touches.push(Touch::FactorCrossed(slot));
+            }
+            self.touches.push(Touch::InstrumentCrossed(slot));
+        }
     }
 
     /// Applies a mark: variance update (with RiskParams, after the first
@@ -634,9 +775,9 @@ impl Engine {
 
     fn refresh_vol_factor(&mut self, slot: u32) {
         let instrument = &mut self.instruments[slot as usize];
-        instrument.vol_factor = match instrument.risk {
+        (instrument.vol_factor, instrument.sigma8) = match instrument.risk {
             Some(risk) => vol_factor(instrument.variance16, risk.vol_ref, risk.vol_max_factor),
-            None => Dec8::ONE,
+            None => (Dec8::ONE, 0),
         };
     }
 
@@ -687,6 +828,7 @@ impl Engine {
             qty,
             next: self.accounts[account as usize].first_position,
             holder_index: holders.len() as u32,
+            triggers: [NIL; 3],
         });
         holders.push(p);
         let acct = &mut self.accounts[account as usize];
@@ -696,6 +838,10 @@ impl Engine {
 
     fn remove_position(&mut self, account: u32, p: u32) {
         let position = *self.positions.get(p);
+        let heaps = &mut self.position_triggers[position.instrument as usize];
+        set_trigger(heaps, &mut self.positions, p, DOWN, None);
+        set_trigger(heaps, &mut self.positions, p, UP, None);
+        set_trigger(heaps, &mut self.positions, p, FACTOR, None);
         let holders = &mut self.instruments[position.instrument as usize].holders;
         holders.swap_remove(position.holder_index as usize);
         if let Some(&moved) = holders.get(position.holder_index as usize) {
@@ -748,6 +894,7 @@ impl Engine {
             amount,
             next: self.accounts[account as usize].first_balance,
             holder_index: holders.len() as u32,
+            triggers: [NIL; 3],
         });
         holders.push(b);
         let acct = &mut self.accounts[account as usize];
@@ -757,6 +904,9 @@ impl Engine {
 
     fn remove_balance(&mut self, account: u32, b: u32) {
         let balance = *self.balances.get(b);
+        let heaps = &mut self.balance_triggers[balance.asset as usize];
+        set_trigger(heaps, &mut self.balances, b, DOWN, None);
+        set_trigger(heaps, &mut self.balances, b, UP, None);
         let holders = &mut self.assets[balance.asset as usize].holders;
         holders.swap_remove(balance.holder_index as usize);
         if let Some(&moved) = holders.get(balance.holder_index as usize) {
@@ -790,27 +940,63 @@ impl Engine {
 
     // ----- halts and cooldowns -------------------------------------------
 
+    /// Stale halts: an instrument's staleness can only start because `now`
+    /// passed its deadline (the deadline heap's minimum, O(1) to check) or
+    /// change because its mark or RiskParams changed (`stale_dirty`).
     fn update_stale_halts(&mut self) {
-        for n in 0..self.guarded.len() {
-            let slot = self.guarded[n];
-            let instrument = &mut self.instruments[slot as usize];
-            let max = instrument.risk.map_or(0, |r| r.max_staleness_ns);
-            let stale =
-                max > 0 && instrument.has_mark && self.now.saturating_sub(instrument.mark_ts) > max;
-            if stale != instrument.halted_stale {
-                instrument.halted_stale = stale;
-                self.halts.push(Halt {
-                    ts: UnixNanos(0),
-                    seq: Seq(0),
-                    instrument: instrument.id,
-                    reason: HaltReason::Stale,
-                    on: stale,
-                });
-                if !stale {
-                    self.touches.push(Touch::InstrumentHolders(slot));
-                }
+        for n in 0..self.stale_dirty.len() {
+            let slot = self.stale_dirty[n];
+            self.refresh_staleness(slot, false);
+        }
+        self.stale_dirty.clear();
+        while let Some(top) = self.stale_deadlines.peek() {
+            // Stale iff now − ts > max, i.e. now > ts + max (the key).
+            if top.key >= self.now {
+                break;
+            }
+            self.refresh_staleness(top.slot, true);
+        }
+    }
+
+    /// Recomputes one instrument's staleness exactly (emitting a halt on a
+    /// change) and its place in the deadline heap: there while watched and
+    /// not stale, keyed at its deadline (`exact`) or at most at it.
+    fn refresh_staleness(&mut self, slot: u32, exact: bool) {
+        let instrument = &mut self.instruments[slot as usize];
+        let max = instrument.risk.map_or(0, |r| r.max_staleness_ns);
+        let watched = max > 0 && instrument.has_mark;
+        let stale = watched && self.now.saturating_sub(instrument.mark_ts) > max;
+        if stale != instrument.halted_stale {
+            instrument.halted_stale = stale;
+            self.halts.push(Halt {
+                ts: UnixNanos(0),
+                seq: Seq(0),
+                instrument: instrument.id,
+                reason: HaltReason::Stale,
+                on: stale,
+            });
+            if !stale {
+                self.touches.push(Touch::InstrumentHolders(slot));
             }
         }
+        let deadline = instrument.mark_ts.saturating_add(max);
+        let at = instrument.stale_handle;
+        if watched && !stale {
+            if at == NIL {
+                self.stale_deadlines
+                    .insert(deadline, slot, &mut self.instruments);
+            } else if exact || self.stale_deadlines_key(at) > deadline {
+                self.stale_deadlines
+                    .update(at, deadline, &mut self.instruments);
+            }
+        } else if at != NIL {
+            self.stale_deadlines.remove(at, &mut self.instruments);
+            self.instruments[slot as usize].stale_handle = NIL;
+        }
+    }
+
+    fn stale_deadlines_key(&self, at: u32) -> u64 {
+        self.stale_deadlines.key_at(at)
     }
 
     /// Ends the cooldowns that expired by `now`; queues escalations.
@@ -829,6 +1015,10 @@ impl Engine {
             }
             self.accounts[entry.account as usize].cooldown_since = None;
             self.accounts[entry.account as usize].considered_epoch = self.epoch;
+            self.trigger_stats.evaluations += 1;
+            // A cooling account has no triggers; one that ends its cooldown
+            // blocked (unpriced, halted) needs none either: the end of the
+            // block evaluates it.
             if let Standing::Priced {
                 figures,
                 halted: false,
@@ -841,6 +1031,8 @@ impl Engine {
                         figures,
                         escalation: true,
                     });
+                } else {
+                    self.arm(entry.account, &figures);
                 }
             }
         }
@@ -895,28 +1087,231 @@ impl Engine {
         }
     }
 
+    /// Evaluates an account (once per event): due for liquidation, armed
+    /// with fresh triggers when healthy, disarmed when blocked.
     fn consider(&mut self, slot: u32) {
         let account = &mut self.accounts[slot as usize];
         if account.considered_epoch == self.epoch {
             return;
         }
         account.considered_epoch = self.epoch;
+        self.trigger_stats.evaluations += 1;
         if account.cooldown_since.is_some() {
+            self.disarm(slot);
             return;
         }
-        if let Standing::Priced {
-            figures,
-            halted: false,
-        } = self.evaluate(slot)
-        {
-            if figures.equity < figures.maint_margin {
-                self.due.push(Due {
-                    account: self.accounts[slot as usize].id,
-                    slot,
-                    figures,
-                    escalation: false,
-                });
+        match self.evaluate(slot) {
+            Standing::Priced {
+                figures,
+                halted: false,
+            } => {
+                if figures.equity < figures.maint_margin {
+                    self.disarm(slot);
+                    self.due.push(Due {
+                        account: self.accounts[slot as usize].id,
+                        slot,
+                        figures,
+                        escalation: false,
+                    });
+                } else {
+                    self.arm(slot, &figures);
+                }
             }
+            _ => self.disarm(slot),
+        }
+    }
+
+    // ----- the trigger index (see triggers.rs for the argument) ------------
+
+    /// Gives a healthy, unblocked account fresh triggers for its figures.
+    fn arm(&mut self, slot: u32, figures: &Figures) {
+        if self.config.mode != EvaluationMode::Triggers {
+            return;
+        }
+        self.trigger_stats.rearms += 1;
+        let strategy = self.config.split;
+        let default_sigma = i128::from(self.config.default_sigma.0);
+        self.exposures.clear();
+        let mut epsilon = 0i128;
+        let account = self.accounts[slot as usize];
+        let mut b = account.first_balance;
+        while b != NIL {
+            let balance = self.balances.get(b);
+            let asset = &self.assets[balance.asset as usize];
+            let price = asset.price.expect("an armed account is priced").0 as i64;
+            let w = if balance.amount.0 >= 0 {
+                asset.weight
+            } else {
+                asset.liability_weight
+            };
+            let (r_down, r_up) = balance_rates(balance.amount.0, w.0);
+            epsilon += BALANCE_EPSILON;
+            self.exposures.push(Exposure {
+                slot: b,
+                is_position: false,
+                class: balance.asset,
+                price,
+                r_down,
+                r_up,
+                weight: split_weight(strategy, r_down, r_up, price, default_sigma),
+                f_bound: 0,
+            });
+            b = balance.next;
+        }
+        // Positions: first the vol-factor bound each is armed for. With
+        // RiskParams, `f·(1 + vol_headroom)` (capped) if the MM that much
+        // headroom could add (charged up front) leaves at least half of the
+        // slack, else `f` itself (re-armed at any rise of f).
+        let balances_end = self.exposures.len();
+        let (mut eps_tight, mut eps_roomy) = (epsilon, epsilon);
+        let headroom = self.config.vol_headroom;
+        let mut p = account.first_position;
+        while p != NIL {
+            let position = self.positions.get(p);
+            let instrument = &self.instruments[position.instrument as usize];
+            let f = instrument.vol_factor.0;
+            let tiers = instrument.tiers().len();
+            let roomy = match instrument.risk {
+                Some(risk) => factor_bound(instrument.vol_factor, risk.vol_max_factor, headroom).0,
+                None => f,
+            };
+            eps_tight += position_epsilon(f, tiers);
+            eps_roomy += position_epsilon(roomy, tiers);
+            if roomy > f {
+                let mm_raw = position_figures(instrument, position.qty).mm_raw.0;
+                eps_roomy = eps_roomy.saturating_add(factor_charge(roomy - f, mm_raw, tiers));
+            }
+            self.exposures.push(Exposure {
+                slot: p,
+                is_position: true,
+                class: position.instrument,
+                price: instrument.mark.0 as i64,
+                r_down: Bf::ZERO,
+                r_up: Bf::ZERO,
+                weight: Bf::ZERO,
+                f_bound: if instrument.risk.is_some() { roomy } else { 0 },
+            });
+            p = position.next;
+        }
+        let slack = figures.equity.0 - figures.maint_margin.0;
+        let use_headroom = slack - eps_roomy >= (slack - eps_tight) / 2;
+        epsilon = if use_headroom { eps_roomy } else { eps_tight };
+        for n in balances_end..self.exposures.len() {
+            let x = &mut self.exposures[n];
+            let position = self.positions.get(x.slot);
+            let instrument = &self.instruments[x.class as usize];
+            let f = instrument.vol_factor.0;
+            if !use_headroom && x.f_bound != 0 {
+                x.f_bound = f;
+            }
+            let (r_down, r_up) = position_rates(
+                position.qty.0,
+                instrument.multiplier.0,
+                x.f_bound.max(f),
+                instrument.mmr_max().0,
+            );
+            let sigma = instrument.sigma8.max(default_sigma);
+            x.r_down = r_down;
+            x.r_up = r_up;
+            x.weight = split_weight(strategy, r_down, r_up, x.price, sigma);
+        }
+        let net = slack - epsilon;
+        let tight = net < 0;
+        self.budgets.clear();
+        self.budgets.resize(self.exposures.len(), Bf::ZERO);
+        if !tight && !self.exposures.is_empty() {
+            split(strategy, net, &self.exposures, &mut self.budgets);
+        }
+        for n in 0..self.exposures.len() {
+            let x = self.exposures[n];
+            let (down, up) = keys(x.price, self.budgets[n], x.r_down, x.r_up, tight);
+            if x.is_position {
+                // Without RiskParams f cannot change (RiskParams evaluate
+                // every holder): no factor trigger.
+                let bound = (x.f_bound != 0).then_some(x.f_bound as i64);
+                let heaps = &mut self.position_triggers[x.class as usize];
+                set_trigger(heaps, &mut self.positions, x.slot, DOWN, down);
+                set_trigger(heaps, &mut self.positions, x.slot, UP, up);
+                set_trigger(heaps, &mut self.positions, x.slot, FACTOR, bound);
+            } else {
+                let heaps = &mut self.balance_triggers[x.class as usize];
+                set_trigger(heaps, &mut self.balances, x.slot, DOWN, down);
+                set_trigger(heaps, &mut self.balances, x.slot, UP, up);
+            }
+        }
+        self.accounts[slot as usize].armed = !self.exposures.is_empty();
+    }
+
+    /// Removes every trigger of an account.
+    fn disarm(&mut self, slot: u32) {
+        let account = &mut self.accounts[slot as usize];
+        if !account.armed {
+            return;
+        }
+        account.armed = false;
+        let (first_position, first_balance) = (account.first_position, account.first_balance);
+        let mut p = first_position;
+        while p != NIL {
+            let heaps = &mut self.position_triggers[self.positions.get(p).instrument as usize];
+            set_trigger(heaps, &mut self.positions, p, DOWN, None);
+            set_trigger(heaps, &mut self.positions, p, UP, None);
+            set_trigger(heaps, &mut self.positions, p, FACTOR, None);
+            p = self.positions.get(p).next;
+        }
+        let mut b = first_balance;
+        while b != NIL {
+            let heaps = &mut self.balance_triggers[self.balances.get(b).asset as usize];
+            set_trigger(heaps, &mut self.balances, b, DOWN, None);
+            set_trigger(heaps, &mut self.balances, b, UP, None);
+            b = self.balances.get(b).next;
+        }
+    }
+
+    /// Pops the triggers of an instrument's positions (`is_position`) or an
+    /// asset's balances that `price` crosses, and evaluates their accounts
+    /// (which re-arms them beyond `price`).
+    fn pop_crossed(&mut self, is_position: bool, class: u32, price: i64) {
+        for side in [DOWN, UP] {
+            self.pop_side(is_position, class, side, priority(side, price));
+        }
+    }
+
+    /// Pops one heap's entries with a key `≤ threshold` and evaluates their
+    /// accounts.
+    fn pop_side(&mut self, is_position: bool, class: u32, side: usize, threshold: i64) {
+        loop {
+            let account = if is_position {
+                let heap = &mut self.position_triggers[class as usize][side];
+                match heap.peek() {
+                    Some(top) if top.key <= threshold => {
+                        heap.remove(0, &mut self.positions);
+                        self.positions.get_mut(top.slot).triggers[side] = NIL;
+                        self.positions.get(top.slot).account
+                    }
+                    _ => break,
+                }
+            } else {
+                let heap = &mut self.balance_triggers[class as usize][side];
+                match heap.peek() {
+                    Some(top) if top.key <= threshold => {
+                        heap.remove(0, &mut self.balances);
+                        self.balances.get_mut(top.slot).triggers[side] = NIL;
+                        self.balances.get(top.slot).account
+                    }
+                    _ => break,
+                }
+            };
+            self.trigger_stats.crossed += 1;
+            if side == FACTOR {
+                self.trigger_stats.factor_crossed += 1;
+            }
+            // Accounts evaluated earlier in this event were armed at the
+            // current prices: none of their triggers is crossed.
+            debug_assert!(
+                self.accounts[account as usize].considered_epoch != self.epoch,
+                "a crossed trigger of an account already evaluated in this event"
+            );
+            self.consider(account);
         }
     }
 
@@ -924,7 +1319,24 @@ impl Engine {
         for n in 0..self.touches.len() {
             match self.touches[n] {
                 Touch::Account(slot) => self.consider(slot),
+                Touch::InstrumentCrossed(i) => {
+                    let price = self.instruments[i as usize].mark.0 as i64;
+                    self.pop_crossed(true, i, price);
+                }
+                Touch::FactorCrossed(i) => {
+                    // Bounds below the new factor: key < f, i.e. ≤ f − 1.
+                    let f = self.instruments[i as usize].vol_factor.0 as i64;
+                    self.pop_side(true, i, FACTOR, f - 1);
+                }
+                Touch::AssetCrossed(a) => {
+                    let price = self.assets[a as usize]
+                        .price
+                        .expect("a crossed asset has a price")
+                        .0 as i64;
+                    self.pop_crossed(false, a, price);
+                }
                 Touch::InstrumentHolders(i) => {
+                    self.trigger_stats.holder_sweeps += 1;
                     for h in 0..self.instruments[i as usize].holders.len() {
                         let p = self.instruments[i as usize].holders[h];
                         let account = self.positions.get(p).account;
@@ -932,6 +1344,7 @@ impl Engine {
                     }
                 }
                 Touch::AssetHolders(a) => {
+                    self.trigger_stats.holder_sweeps += 1;
                     for h in 0..self.assets[a as usize].holders.len() {
                         let b = self.assets[a as usize].holders[h];
                         let account = self.balances.get(b).account;
@@ -1008,6 +1421,7 @@ impl Engine {
         };
         sink.liquidation(&liquidation, &self.legs);
         self.stats.liquidations += 1;
+        self.disarm(due.slot);
         let account = &mut self.accounts[due.slot as usize];
         account.cooldown_since = Some(self.now);
         account.cooldown_generation = account.cooldown_generation.wrapping_add(1);
@@ -1016,6 +1430,116 @@ impl Engine {
             account: due.slot,
             generation: account.cooldown_generation,
         });
+    }
+}
+
+impl Engine {
+    /// The trigger invariant, checked by recomputing everything (debug
+    /// builds): every account that is liquidatable and unblocked was
+    /// evaluated in this event, and no trigger is left crossed.
+    #[cfg(debug_assertions)]
+    fn check_invariant(&self) {
+        for (slot, account) in self.accounts.iter().enumerate() {
+            if account.cooldown_since.is_some() || account.considered_epoch == self.epoch {
+                continue;
+            }
+            if let Standing::Priced {
+                figures,
+                halted: false,
+            } = self.evaluate(slot as u32)
+            {
+                assert!(
+                    figures.equity >= figures.maint_margin,
+                    "trigger invariant broken: account {} is liquidatable (E {} < MM {}) \
+                     but was not evaluated in event {}",
+                    account.id,
+                    figures.equity,
+                    figures.maint_margin,
+                    self.epoch
+                );
+            }
+        }
+        for (i, heaps) in self.position_triggers.iter().enumerate() {
+            if let Some(top) = heaps[FACTOR].peek() {
+                assert!(
+                    top.key >= self.instruments[i].vol_factor.0 as i64,
+                    "crossed factor trigger left"
+                );
+            }
+            let price = self.instruments[i].mark.0 as i64;
+            for side in [DOWN, UP] {
+                if let Some(top) = heaps[side].peek() {
+                    assert!(top.key > priority(side, price), "crossed trigger left");
+                    let position = self.positions.get(top.slot);
+                    assert_eq!(position.triggers[side], 0);
+                    assert_eq!(position.instrument as usize, i);
+                    assert!(self.accounts[position.account as usize].armed);
+                }
+            }
+        }
+        for (a, heaps) in self.balance_triggers.iter().enumerate() {
+            for side in [DOWN, UP] {
+                if let Some(top) = heaps[side].peek() {
+                    let price = self.assets[a].price.expect("armed balances are priced").0 as i64;
+                    assert!(top.key > priority(side, price), "crossed trigger left");
+                    let balance = self.balances.get(top.slot);
+                    assert_eq!(balance.triggers[side], 0);
+                    assert!(self.accounts[balance.account as usize].armed);
+                }
+            }
+        }
+    }
+}
+
+/// A configured reservation, or `min(accounts, cap)` if 0.
+fn reserved(configured: u32, accounts: usize, cap: usize) -> usize {
+    if configured == 0 {
+        accounts.min(cap)
+    } else {
+        configured as usize
+    }
+}
+
+fn trigger_heaps() -> [IndexedHeap<i64>; 2] {
+    // (Balances: down and up. Positions have a third, see `position_triggers`.)
+    [
+        IndexedHeap::with_capacity(DOWN, 0),
+        IndexedHeap::with_capacity(UP, 0),
+    ]
+}
+
+/// Sets, moves or clears one trigger of a position or balance slot.
+fn set_trigger<T: Triggered + Default + Copy>(
+    heaps: &mut [IndexedHeap<i64>],
+    store: &mut Slab<T>,
+    slot: u32,
+    side: usize,
+    key: Option<i64>,
+) {
+    let at = store.get_mut(slot).triggers_mut()[side];
+    match (key, at != NIL) {
+        (Some(key), true) => heaps[side].update(at, priority(side, key), store),
+        (Some(key), false) => heaps[side].insert(priority(side, key), slot, store),
+        (None, true) => {
+            heaps[side].remove(at, store);
+            store.get_mut(slot).triggers_mut()[side] = NIL;
+        }
+        (None, false) => {}
+    }
+}
+
+/// The bound a vol factor's holders are armed for: `f·(1 + headroom)`,
+/// rounded up to 10⁻⁸, at most the cap (and at least `f`).
+fn factor_bound(f: Dec8, cap: Fixed8, headroom: Fixed8) -> Dec8 {
+    let extra = crate::arith::div_ceil(f.0 * i128::from(headroom.0.max(0)), E8);
+    Dec8((f.0 + extra).min(i128::from(cap.0)).max(f.0))
+}
+
+fn split_weight(strategy: SplitStrategy, r_down: Bf, r_up: Bf, price: i64, sigma: i128) -> Bf {
+    match strategy {
+        SplitStrategy::Equal => Bf::ZERO,
+        SplitStrategy::Notional => weight(r_down, r_up, price, 1),
+        SplitStrategy::NotionalVol => weight(r_down, r_up, price, sigma),
     }
 }
 
@@ -1035,6 +1559,10 @@ impl MarginEngine for Engine {
         self.update_stale_halts();
         self.expire_cooldowns();
         self.consider_touched();
+        #[cfg(debug_assertions)]
+        if self.config.check_invariant {
+            self.check_invariant();
+        }
         self.emit(seq, event.ts(), sink);
         Ok(())
     }
@@ -1139,16 +1667,19 @@ pub(crate) fn next_variance(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
 
 /// `f = min(F_max, max(1, floor2(√var / σ_ref)))`, exactly: with
 /// `var = V·10⁻¹⁶` and `σ_ref = S·10⁻⁸`, `floor2(√var/σ_ref) = ⌊⌊√(10⁴·V)⌋ / S⌋ / 100`.
-pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> Dec8 {
+/// Also returns `⌊√var⌋` at scale 10⁻⁸ (saturated), the volatility per mark.
+pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> (Dec8, i128) {
     let root = isqrt_256(var16 * I256::from(10_000u32));
+    let sigma8 = narrow_256(root / I256::from(100u8)).unwrap_or(i128::MAX);
     let hundredths = root / I256::from(vol_ref.0);
     let cap = cap.dec();
     // Compare in hundredths: cap has 8 places, so cap·100 / 10⁸ may be fractional.
-    match narrow_256(hundredths) {
+    let f = match narrow_256(hundredths) {
         Some(h) if h <= 100 => Dec8::ONE,
         Some(h) if h.checked_mul(1_000_000).is_some_and(|m| m < cap.0) => Dec8(h * 1_000_000),
         _ => cap,
-    }
+    };
+    (f, sigma8)
 }
 
 /// `max(10⁻⁸, round8(M − U / (q·m)))` with the full current `q`, capped at

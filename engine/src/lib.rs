@@ -14,12 +14,14 @@ mod plan;
 pub mod reference;
 pub mod reject;
 mod state;
+pub mod triggers;
 pub mod types;
 pub mod valuation;
 
 pub use engine::{Engine, Standing};
 pub use limits::Limits;
 pub use reject::Reject;
+pub use triggers::{EngineConfig, EvaluationMode, SplitStrategy, TriggerStats};
 pub use types::*;
 
 /// Global engine parameters (MARGIN.md §7) with their defaults.

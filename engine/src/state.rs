@@ -5,6 +5,7 @@
 use bnum::types::I256;
 
 use crate::arith::{mul_round8, pow10};
+use crate::triggers::Handles;
 use crate::types::{
     AccountId, AssetId, Dec8, InstrumentDef, InstrumentId, RiskParams, Symbol, TIERS_MAX,
 };
@@ -79,6 +80,10 @@ pub(crate) struct InstrumentState {
     pub halted_jump: bool,
     /// Position slots with q ≠ 0 in this instrument.
     pub holders: Vec<u32>,
+    /// `⌊√var⌋` at scale 10⁻⁸ (the volatility per mark), 0 without RiskParams.
+    pub sigma8: i128,
+    /// Index in the engine's staleness-deadline heap, or NIL.
+    pub stale_handle: u32,
 }
 
 impl InstrumentState {
@@ -102,6 +107,8 @@ impl InstrumentState {
             halted_stale: false,
             halted_jump: false,
             holders: Vec::new(),
+            sigma8: 0,
+            stale_handle: NIL,
         }
     }
 
@@ -118,6 +125,11 @@ impl InstrumentState {
 
     pub fn tiers(&self) -> &[TierRule] {
         &self.tiers[..usize::from(self.tier_count)]
+    }
+
+    /// The highest maintenance rate of the tier table (mmr is non-decreasing).
+    pub fn mmr_max(&self) -> Dec8 {
+        self.tiers()[self.tiers().len() - 1].mmr
     }
 
     pub fn halted(&self) -> bool {
@@ -161,6 +173,8 @@ pub(crate) struct Account {
     pub cooldown_generation: u32,
     /// The event (engine epoch) that last considered this account.
     pub considered_epoch: u64,
+    /// Whether some of its positions or balances have triggers.
+    pub armed: bool,
 }
 
 impl Account {
@@ -175,12 +189,13 @@ impl Account {
             cooldown_since: None,
             cooldown_generation: 0,
             considered_epoch: 0,
+            armed: false,
         }
     }
 }
 
 /// An open position (q ≠ 0) of one account in one instrument.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Position {
     pub account: u32,
     pub instrument: u32,
@@ -189,16 +204,80 @@ pub(crate) struct Position {
     pub next: u32,
     /// Index of this slot in the instrument's holder list.
     pub holder_index: u32,
+    /// Indexes of its down, up and vol-factor triggers in the instrument's
+    /// trigger heaps, or NIL.
+    pub triggers: [u32; 3],
+}
+
+impl Default for Position {
+    fn default() -> Self {
+        Position {
+            account: NIL,
+            instrument: NIL,
+            qty: Dec8::ZERO,
+            next: NIL,
+            holder_index: NIL,
+            triggers: [NIL; 3],
+        }
+    }
 }
 
 /// A non-zero non-quote balance of one account in one asset.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Balance {
     pub account: u32,
     pub asset: u32,
     pub amount: Dec8,
     pub next: u32,
     pub holder_index: u32,
+    /// Indexes of its down and up triggers in the asset's heaps, or NIL
+    /// (the third is unused: balances have no vol factor).
+    pub triggers: [u32; 3],
+}
+
+impl Default for Balance {
+    fn default() -> Self {
+        Balance {
+            account: NIL,
+            asset: NIL,
+            amount: Dec8::ZERO,
+            next: NIL,
+            holder_index: NIL,
+            triggers: [NIL; 3],
+        }
+    }
+}
+
+/// Slots that carry trigger handles.
+pub(crate) trait Triggered {
+    fn triggers_mut(&mut self) -> &mut [u32; 3];
+}
+
+impl Triggered for Position {
+    fn triggers_mut(&mut self) -> &mut [u32; 3] {
+        &mut self.triggers
+    }
+}
+
+impl Triggered for Balance {
+    fn triggers_mut(&mut self) -> &mut [u32; 3] {
+        &mut self.triggers
+    }
+}
+
+impl<T: Triggered + Default + Copy> Handles for Slab<T> {
+    #[inline]
+    fn set_handle(&mut self, slot: u32, side: usize, at: u32) {
+        self.get_mut(slot).triggers_mut()[side] = at;
+    }
+}
+
+/// The staleness-deadline heap's handles live on the instruments.
+impl Handles for Vec<InstrumentState> {
+    #[inline]
+    fn set_handle(&mut self, slot: u32, _side: usize, at: u32) {
+        self[slot as usize].stale_handle = at;
+    }
 }
 
 /// A slab: slots reused through a free list, storage reserved up front.
@@ -242,6 +321,11 @@ impl<T: Default + Copy> Slab<T> {
     #[inline]
     pub fn get_mut(&mut self, slot: u32) -> &mut T {
         &mut self.slots[slot as usize]
+    }
+
+    /// Bytes reserved.
+    pub fn bytes(&self) -> usize {
+        self.slots.capacity() * core::mem::size_of::<T>() + self.free.capacity() * 4
     }
 }
 

@@ -67,6 +67,16 @@ proptest! {
             prop_assert!(false, "{}", divergence);
         }
     }
+
+    /// The adversarial streams of the trigger index (walking and crashing
+    /// prices across the accounts' trigger prices, accounts opened near
+    /// maintenance, funding storms, vol-factor steps, redefinitions, halts).
+    #[test]
+    fn fast_engine_matches_reference_on_trigger_streams(events in common::trigger_stream()) {
+        if let Err(divergence) = run_both(&events) {
+            prop_assert!(false, "{}", divergence);
+        }
+    }
 }
 
 /// The generator must reach every kind of decision, or the differential

@@ -441,3 +441,189 @@ pub fn wild_event() -> impl Strategy<Value = Event> {
         })),
     ]
 }
+
+/// A stream built to cross triggers: marks and index prices *walk* (steps
+/// of up to ±3 %, sometimes a ±15 % jump or a crash leg), accounts open
+/// positions sized near their maintenance requirement, and funding storms,
+/// vol-factor steps (RiskParams), tier redefinitions, halts and resumes
+/// interleave. Prices walk across the accounts' trigger prices in both
+/// directions, and notionals across tier floors.
+pub fn trigger_stream() -> impl Strategy<Value = Vec<Event>> {
+    #[derive(Clone, Debug)]
+    enum Walk {
+        /// A mark step in basis points (applied to the instrument's walk).
+        Mark(u32, i64),
+        Index(u32, i64),
+        Other(Step),
+    }
+    let walk_step = prop_oneof![
+        30 => (1u32..4, prop_oneof![10 => -600i64..600, 5 => -30i64..30, 2 => -1500i64..1500, 1 => Just(-2500i64)])
+            .prop_map(|(id, bp)| Walk::Mark(id, bp)),
+        4 => (1u32..3, prop_oneof![-400i64..400, -2000i64..2000]).prop_map(|(id, bp)| Walk::Index(id, bp)),
+        8 => (0usize..ACCOUNTS.len(), 1u32..4, prop_oneof![-3000i64..3000, -300i64..300], 98i64..102, 0i64..20)
+            .prop_map(|(account, id, qty_hundredths, price_pct, fee_cents)| Walk::Other(Step::Fill {
+                account, id, qty_hundredths, price_pct, fee_cents
+            })),
+        4 => (0usize..ACCOUNTS.len(), 0u32..3, -100_000i64..300_000).prop_map(
+            |(account, asset, amount_cents)| Walk::Other(Step::Balance { account, asset, amount_cents })
+        ),
+        2 => (1u32..4, prop_oneof![-100i64..100, -1000i64..1000])
+            .prop_map(|(id, rate_bps)| Walk::Other(Step::Funding { id, rate_bps })),
+        1 => (1u32..4, 50i64..99, 20i64..600, 10i64..60, prop_oneof![Just(0u64), Just(8), Just(30)],
+              prop_oneof![2 => Just(0i64), 1 => Just(10), 1 => Just(30)])
+            .prop_map(|(id, lambda_pct, vol_ref_bps, cap_tenths, staleness, jump_pct)| Walk::Other(Step::Risk {
+                id, lambda_pct, vol_ref_bps, cap_tenths, staleness, jump_pct
+            })),
+        1 => (1u32..4, prop_oneof![Just(10i64), Just(1), Just(100)], 0i64..5, tiers()).prop_map(
+            |(id, multiplier_tenths, fee_bps, tiers)| Walk::Other(Step::Instrument { id, multiplier_tenths, fee_bps, tiers })
+        ),
+        1 => (1u32..3, 50i64..=100, 100i64..150).prop_map(|(id, weight_pct, liability_pct)| Walk::Other(Step::Asset {
+            id, weight_pct, liability_pct
+        })),
+        1 => (any::<bool>(), prop_oneof![Just(0u64), Just(3), Just(10), Just(1000)])
+            .prop_map(|(partial, cooldown)| Walk::Other(Step::Params { partial, cooldown })),
+    ];
+    // Opening book: every account deposits and opens 1–3 positions whose
+    // notional is 20–200× its deposit (near the maintenance requirement of
+    // the generated tiers), some with non-quote collateral or liabilities.
+    let opening = prop::collection::vec(
+        (
+            0usize..ACCOUNTS.len(),
+            1u32..4,
+            prop_oneof![-2000i64..-1, 1i64..2000],
+            1_000i64..100_000,
+            0u32..3,
+            -2000i64..4000,
+        ),
+        ACCOUNTS.len()..3 * ACCOUNTS.len(),
+    );
+    let gaps = prop::collection::vec(
+        prop_oneof![6 => 0u64..4, 1 => Just(0u64), 1 => 10u64..40],
+        400,
+    );
+    (
+        (tiers(), tiers(), tiers()),
+        opening,
+        prop::collection::vec(walk_step, 50..300),
+        gaps,
+    )
+        .prop_map(|((t1, t2, t3), opening, walk, gaps)| {
+            let mut steps = vec![
+                Step::Params {
+                    partial: true,
+                    cooldown: 6,
+                },
+                Step::Instrument {
+                    id: 1,
+                    multiplier_tenths: 10,
+                    fee_bps: 2,
+                    tiers: t1,
+                },
+                Step::Instrument {
+                    id: 2,
+                    multiplier_tenths: 1,
+                    fee_bps: 0,
+                    tiers: t2,
+                },
+                Step::Instrument {
+                    id: 3,
+                    multiplier_tenths: 100,
+                    fee_bps: 1,
+                    tiers: t3,
+                },
+                Step::Asset {
+                    id: 1,
+                    weight_pct: 80,
+                    liability_pct: 120,
+                },
+                Step::Asset {
+                    id: 2,
+                    weight_pct: 95,
+                    liability_pct: 100,
+                },
+                Step::Mark {
+                    id: 1,
+                    pct: 100,
+                    wiggle: 0,
+                },
+                Step::Mark {
+                    id: 2,
+                    pct: 100,
+                    wiggle: 0,
+                },
+                Step::Mark {
+                    id: 3,
+                    pct: 100,
+                    wiggle: 0,
+                },
+                Step::Index { id: 1, pct: 100 },
+                Step::Index { id: 2, pct: 100 },
+            ];
+            for (account, id, qty_hundredths, deposit_cents, asset, collateral) in opening {
+                steps.push(Step::Balance {
+                    account,
+                    asset: 0,
+                    amount_cents: deposit_cents,
+                });
+                if asset != 0 {
+                    steps.push(Step::Balance {
+                        account,
+                        asset,
+                        amount_cents: collateral * 100,
+                    });
+                }
+                steps.push(Step::Fill {
+                    account,
+                    id,
+                    qty_hundredths,
+                    price_pct: 100,
+                    fee_cents: 0,
+                });
+            }
+            let mut events = Vec::new();
+            let mut ts = 0u64;
+            let mut n = 0usize;
+            let mut next_ts = |ts: &mut u64| {
+                *ts += gaps[n % gaps.len()];
+                n += 1;
+                UnixNanos(*ts)
+            };
+            for step in &steps {
+                events.push(to_event(step, next_ts(&mut ts)));
+            }
+            // Price walks in basis points of the base price.
+            let mut marks = [10_000i64; 4];
+            let mut indexes = [10_000i64; 3];
+            for step in walk {
+                let t = next_ts(&mut ts);
+                events.push(match step {
+                    Walk::Mark(id, bp) => {
+                        // Mean-reverting, so accounts drift in and out of
+                        // maintenance instead of sinking for good.
+                        let level = &mut marks[id as usize];
+                        *level = (*level + *level * bp / 10_000 + (10_000 - *level) / 8)
+                            .clamp(1_000, 40_000);
+                        Event::Mark(MarkPrice {
+                            ts: t,
+                            instrument: InstrumentId(id),
+                            price: Fixed8(
+                                base_mark(id) * *level * 10_000 + (bp.rem_euclid(7)) * 13,
+                            ),
+                        })
+                    }
+                    Walk::Index(id, bp) => {
+                        let level = &mut indexes[id as usize];
+                        *level = (*level + *level * bp / 10_000 + (10_000 - *level) / 8)
+                            .clamp(1_000, 40_000);
+                        Event::Index(IndexPrice {
+                            ts: t,
+                            asset: AssetId(id),
+                            price: Fixed8(base_index(id) * *level * 10_000),
+                        })
+                    }
+                    Walk::Other(step) => to_event(&step, t),
+                });
+            }
+            events
+        })
+}
