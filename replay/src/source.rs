@@ -185,3 +185,77 @@ pub fn resume(
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use engine::{InstrumentId, MarkPrice, UnixNanos};
+    use journal::{InputJournal, JournalOptions, SourceStream};
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("replay-source-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_jsonl_file_and_its_journal_give_the_same_events_from_any_seq() {
+        let events: Vec<Event> = (1..=5)
+            .map(|n| {
+                Event::Mark(MarkPrice {
+                    ts: UnixNanos(n),
+                    instrument: InstrumentId(1),
+                    price: engine::Fixed8(n as i64 * 100_000_000),
+                })
+            })
+            .collect();
+        let file = scratch("events.jsonl");
+        let mut text = Vec::new();
+        for event in &events {
+            crate::jsonl::write_event(&mut text, event).unwrap();
+        }
+        std::fs::write(&file, text).unwrap();
+        let dir = scratch("journal");
+        let mut journal = InputJournal::open(
+            &dir,
+            JournalOptions {
+                segment_bytes: 64 * 1024,
+                ..JournalOptions::default()
+            },
+        )
+        .unwrap();
+        for (n, event) in events.iter().enumerate() {
+            journal
+                .append_event(event.ts(), SourceStream::MarketData, n as u64 + 1, event)
+                .unwrap();
+        }
+        journal.close().unwrap();
+        for from in [1, 3, 5, 6] {
+            let mut jsonl = Source::open(&file).unwrap();
+            let mut dir_source = Source::open(&dir).unwrap();
+            assert!(matches!(dir_source, Source::Journal(_)));
+            let a: Vec<(Seq, Event)> = jsonl.events(Seq(from)).map(Result::unwrap).collect();
+            let b: Vec<(Seq, Event)> = dir_source.events(Seq(from)).map(Result::unwrap).collect();
+            assert_eq!(a, b);
+            let seqs: Vec<u64> = a.iter().map(|(s, _)| s.0).collect();
+            assert_eq!(seqs, (from..=5).collect::<Vec<_>>());
+        }
+        // No snapshots yet: nothing to resume from; a JSONL file has none.
+        let dir_source = Source::open(&dir).unwrap();
+        let resumed = resume(
+            &dir_source,
+            None,
+            engine::Limits::default(),
+            EngineConfig::default(),
+        );
+        assert_eq!(resumed.unwrap().from, Seq(1));
+        let jsonl = Source::open(&file).unwrap();
+        assert!(matches!(
+            jsonl.restore_latest(None, engine::Limits::default(), EngineConfig::default()),
+            Err(SourceError::NotAJournal(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&file);
+    }
+}
