@@ -129,6 +129,8 @@ fn options(args: &Args) -> JournalOptions {
 
 struct AppendRun {
     records_per_s: f64,
+    /// Per CPU-second of the appending thread.
+    records_per_cpu_s: f64,
     gb_per_s: f64,
     close_ms: f64,
     inline_prepares: u64,
@@ -149,7 +151,7 @@ fn append(
     // Let the preparer have its segments ready, as a running daemon would.
     journal.prepare_next().expect("prepare");
     std::thread::sleep(Duration::from_millis(200));
-    let began = Instant::now();
+    let (began, cpu) = (Instant::now(), thread_cpu_s());
     match latency {
         None => {
             for n in 0..args.records {
@@ -171,13 +173,14 @@ fn append(
             }
         }
     }
-    let elapsed = began.elapsed().as_secs_f64();
+    let (elapsed, cpu) = (began.elapsed().as_secs_f64(), thread_cpu_s() - cpu);
     let stats = journal.stats();
     let closing = Instant::now();
     syncer.stop().expect("syncer");
     journal.close().expect("close");
     AppendRun {
         records_per_s: args.records as f64 / elapsed,
+        records_per_cpu_s: args.records as f64 / cpu,
         gb_per_s: stats.bytes as f64 / elapsed / 1e9,
         close_ms: closing.elapsed().as_secs_f64() * 1e3,
         inline_prepares: stats.inline_prepares,
@@ -229,7 +232,7 @@ fn bench_journal(args: &Args) {
         "## append and read: {} records per run, {} MiB segments, {} runs",
         args.records, args.segment_mib, args.runs
     );
-    let (mut rps, mut gbps) = (vec![], vec![]);
+    let (mut rps, mut gbps, mut cpu_rps) = (vec![], vec![], vec![]);
     let mut reads: Vec<[f64; 6]> = Vec::new();
     let mut quantiles: Vec<[f64; 5]> = Vec::new();
     for run in 1..=args.runs {
@@ -251,12 +254,13 @@ fn bench_journal(args: &Args) {
             histogram.max() as f64,
         ];
         println!(
-            "run {run}: append {:.2} M rec/s {:.3} GB/s (close {:.0} ms, inline prepares {}); \
+            "run {run}: append {:.2} M rec/s {:.3} GB/s ({:.2} M rec/s per appender CPU-s; close {:.0} ms, inline prepares {}); \
              timed append p50 {} p99 {} p99.9 {} p99.99 {} max {} ns (inline prepares {}); \
              read M rec/s (new mapping / mapped / per CPU-s): checked {:.2} / {:.2} / {:.2}, \
              trusted {:.2} / {:.2} / {:.2}",
             a.records_per_s / 1e6,
             a.gb_per_s,
+            a.records_per_cpu_s / 1e6,
             a.close_ms,
             a.inline_prepares,
             q[0],
@@ -273,6 +277,7 @@ fn bench_journal(args: &Args) {
             r[5]
         );
         rps.push(a.records_per_s);
+        cpu_rps.push(a.records_per_cpu_s);
         gbps.push(a.gb_per_s);
         reads.push(r);
         quantiles.push(q);
@@ -280,11 +285,12 @@ fn bench_journal(args: &Args) {
     let q = |i: usize| median(&mut quantiles.iter().map(|q| q[i]).collect::<Vec<_>>());
     let r = |i: usize| median(&mut reads.iter().map(|r| r[i]).collect::<Vec<_>>());
     println!(
-        "median: append {:.2} M rec/s {:.3} GB/s; latency p50 {} p99 {} p99.9 {} p99.99 {} max {} ns; \
+        "median: append {:.2} M rec/s {:.3} GB/s ({:.2} M rec/s per appender CPU-s); latency p50 {} p99 {} p99.9 {} p99.99 {} max {} ns; \
          read M rec/s (new mapping / mapped / per CPU-s): checked {:.2} / {:.2} / {:.2}, \
          trusted {:.2} / {:.2} / {:.2}",
         median(&mut rps) / 1e6,
         median(&mut gbps),
+        median(&mut cpu_rps) / 1e6,
         q(0),
         q(1),
         q(2),
