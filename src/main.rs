@@ -332,6 +332,11 @@ fn journal_export(args: &ExportArgs) -> anyhow::Result<()> {
 fn journal_snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     let reader = InputReader::open(&args.dir)
         .with_context(|| format!("opening journal {}", args.dir.display()))?;
+    anyhow::ensure!(
+        reader.segment_count() > 0,
+        "{}: no journal segment files (not a journal directory)",
+        args.dir.display()
+    );
     let snapshots = args
         .snapshots
         .clone()

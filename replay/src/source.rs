@@ -32,6 +32,8 @@ pub enum SourceError {
     Journal(#[from] JournalError),
     #[error("{0} is not a journal directory: snapshots need one")]
     NotAJournal(String),
+    #[error("{path}: no journal segment files (not a journal directory)", path = .0.display())]
+    NoSegments(PathBuf),
 }
 
 impl SourceError {
@@ -60,7 +62,11 @@ impl Source {
             return Ok(Source::Jsonl(EventReader::new(input, "<stdin>")));
         }
         if path.is_dir() {
-            return Ok(Source::Journal(InputReader::open(path)?));
+            let reader = InputReader::open(path)?;
+            if reader.segment_count() == 0 {
+                return Err(SourceError::NoSegments(path.to_path_buf()));
+            }
+            return Ok(Source::Journal(reader));
         }
         let file = File::open(path).map_err(|source| SourceError::Open {
             path: path.to_path_buf(),
@@ -241,6 +247,14 @@ mod tests {
             let seqs: Vec<u64> = a.iter().map(|(s, _)| s.0).collect();
             assert_eq!(seqs, (from..=5).collect::<Vec<_>>());
         }
+        // A directory without segments is not a journal.
+        let empty = scratch("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(matches!(
+            Source::open(&empty),
+            Err(SourceError::NoSegments(_))
+        ));
+        let _ = std::fs::remove_dir_all(&empty);
         // No snapshots yet: nothing to resume from; a JSONL file has none.
         let dir_source = Source::open(&dir).unwrap();
         let resumed = resume(
