@@ -134,6 +134,12 @@ struct AppendRun {
     gb_per_s: f64,
     close_ms: f64,
     inline_prepares: u64,
+    /// Involuntary context switches and minor faults of the appending
+    /// thread during the timed loop.
+    preempted: u64,
+    faults: u64,
+    /// Timed appends that took more than 50 µs (latency pass only).
+    over_50us: u64,
 }
 
 /// Appends `records` events; with `latency`, times each append.
@@ -151,6 +157,7 @@ fn append(
     // Let the preparer have its segments ready, as a running daemon would.
     journal.prepare_next().expect("prepare");
     std::thread::sleep(Duration::from_millis(200));
+    let usage = thread_usage();
     let (began, cpu) = (Instant::now(), thread_cpu_s());
     match latency {
         None => {
@@ -174,6 +181,8 @@ fn append(
         }
     }
     let (elapsed, cpu) = (began.elapsed().as_secs_f64(), thread_cpu_s() - cpu);
+    let (preempted, faults) = thread_usage();
+    let (preempted, faults) = (preempted - usage.0, faults - usage.1);
     let stats = journal.stats();
     let closing = Instant::now();
     syncer.stop().expect("syncer");
@@ -184,6 +193,9 @@ fn append(
         gb_per_s: stats.bytes as f64 / elapsed / 1e9,
         close_ms: closing.elapsed().as_secs_f64() * 1e3,
         inline_prepares: stats.inline_prepares,
+        preempted,
+        faults,
+        over_50us: 0,
     }
 }
 
@@ -197,6 +209,15 @@ fn thread_cpu_s() -> f64 {
     // SAFETY: a valid clock id and a valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// (involuntary context switches, minor page faults) of this thread so far.
+fn thread_usage() -> (u64, u64) {
+    // SAFETY: a zeroed rusage is a valid out value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and a valid out pointer.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    (usage.ru_nivcsw as u64, usage.ru_minflt as u64)
 }
 
 /// Records per second through the reader, touching one field of each:
@@ -244,7 +265,8 @@ fn bench_journal(args: &Args) {
         drop(dir);
         let dir = tempfile::tempdir_in(&args.dir).expect("temp dir");
         let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000_000, 3).expect("hdr");
-        let l = append(args, dir.path(), &pool, Some(&mut histogram));
+        let mut l = append(args, dir.path(), &pool, Some(&mut histogram));
+        l.over_50us = histogram.count_between(50_001, u64::MAX);
         drop(dir);
         let q = [
             histogram.value_at_quantile(0.5) as f64,
@@ -255,7 +277,8 @@ fn bench_journal(args: &Args) {
         ];
         println!(
             "run {run}: append {:.2} M rec/s {:.3} GB/s ({:.2} M rec/s per appender CPU-s; close {:.0} ms, inline prepares {}); \
-             timed append p50 {} p99 {} p99.9 {} p99.99 {} max {} ns (inline prepares {}); \
+             timed append p50 {} p99 {} p99.9 {} p99.99 {} max {} ns (inline prepares {}, \
+             {} appends > 50 us, {} involuntary context switches, {} minor faults); \
              read M rec/s (new mapping / mapped / per CPU-s): checked {:.2} / {:.2} / {:.2}, \
              trusted {:.2} / {:.2} / {:.2}",
             a.records_per_s / 1e6,
@@ -269,6 +292,9 @@ fn bench_journal(args: &Args) {
             q[3],
             q[4],
             l.inline_prepares,
+            l.over_50us,
+            l.preempted,
+            l.faults,
             r[0],
             r[1],
             r[2],
