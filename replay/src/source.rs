@@ -34,6 +34,8 @@ pub enum SourceError {
     NotAJournal(String),
     #[error("{path}: no journal segment files (not a journal directory)", path = .0.display())]
     NoSegments(PathBuf),
+    #[error("the journal starts at seq {first}, but the state resumes after seq {resumed}: the inputs between are missing")]
+    Gap { first: u64, resumed: u64 },
 }
 
 impl SourceError {
@@ -88,6 +90,14 @@ impl Source {
     }
 
     /// The name errors give the source.
+    /// The first sequence the source holds (a journal may start after 1).
+    pub fn first_seq(&self) -> Seq {
+        match self {
+            Source::Jsonl(_) => Seq(1),
+            Source::Journal(reader) => reader.first_seq().unwrap_or(Seq(1)),
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Source::Jsonl(reader) => reader.file().to_owned(),
@@ -169,8 +179,27 @@ pub struct Resumed {
 /// (from sequence 1) if there is none.
 ///
 /// # Errors
-/// As [`Source::restore_latest`].
+/// As [`Source::restore_latest`]; [`SourceError::Gap`] if the source
+/// starts after the sequence the state resumes at (a journal that does not
+/// start at 1 needs a snapshot at or after its start − 1).
 pub fn resume(
+    source: &Source,
+    snapshots: Option<&Path>,
+    limits: Limits,
+    config: EngineConfig,
+) -> Result<Resumed, SourceError> {
+    let resumed = resume_unchecked(source, snapshots, limits, config)?;
+    let first = source.first_seq();
+    if first > resumed.from {
+        return Err(SourceError::Gap {
+            first: first.0,
+            resumed: resumed.from.0 - 1,
+        });
+    }
+    Ok(resumed)
+}
+
+fn resume_unchecked(
     source: &Source,
     snapshots: Option<&Path>,
     limits: Limits,
@@ -271,5 +300,40 @@ mod tests {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         let _ = std::fs::remove_file(&file);
+    }
+
+    #[test]
+    fn a_journal_starting_after_seq_1_needs_a_snapshot() {
+        let dir = scratch("late");
+        let options = JournalOptions {
+            segment_bytes: 64 * 1024,
+            first_seq: Seq(10),
+            ..JournalOptions::default()
+        };
+        let mut journal = InputJournal::open(&dir, options).unwrap();
+        let event = Event::Mark(MarkPrice {
+            ts: UnixNanos(1),
+            instrument: InstrumentId(1),
+            price: engine::Fixed8(100_000_000),
+        });
+        journal
+            .append_event(UnixNanos(1), SourceStream::MarketData, 1, &event)
+            .unwrap();
+        journal.close().unwrap();
+        let source = Source::open(&dir).unwrap();
+        assert_eq!(source.first_seq(), Seq(10));
+        let limits = engine::Limits::default();
+        assert!(matches!(
+            resume(&source, None, limits, EngineConfig::default()),
+            Err(SourceError::Gap {
+                first: 10,
+                resumed: 0
+            })
+        ));
+        let store = SnapshotStore::open(journal::default_snapshot_dir(&dir), 0).unwrap();
+        journal::write_engine_snapshot(&store, Seq(9), &Engine::new(limits)).unwrap();
+        let resumed = resume(&source, None, limits, EngineConfig::default()).unwrap();
+        assert_eq!(resumed.from, Seq(10));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }
