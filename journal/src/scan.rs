@@ -51,7 +51,7 @@ impl SegmentFile {
     /// a walk reaches them; returns where the window ends. Only a hint:
     /// an unsupported kernel (before 5.14) or a failure changes nothing.
     fn populate_from(&self, from: usize) -> usize {
-        let start = from - from % 4096;
+        let start = from - from % crate::format::page_bytes();
         let end = (start + POPULATE_WINDOW_BYTES).min(self.data_end());
         if end > start {
             let _ = self
