@@ -5,6 +5,8 @@
 //! file that cannot be opened or read, standard output closed, an engine
 //! not built in).
 
+mod bench;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +44,9 @@ enum Command {
     /// Input journals: import, export, check.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +137,7 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -92,6 +92,29 @@ pub enum Standing {
     Priced { figures: Figures, halted: bool },
 }
 
+/// Reserved bytes of an [`Engine`] by what they hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The account table and the id map.
+    pub accounts: usize,
+    /// The position slab, the instruments' holder lists and the positions'
+    /// trigger heaps.
+    pub positions: usize,
+    /// Position slots reserved (the slab's capacity).
+    pub position_slots: usize,
+    /// The same for non-quote balances.
+    pub balances: usize,
+    pub balance_slots: usize,
+    /// Everything else: instruments, assets, cooldowns, scratch.
+    pub other: usize,
+}
+
+impl MemoryUse {
+    pub fn total(&self) -> usize {
+        self.accounts + self.positions + self.balances + self.other
+    }
+}
+
 /// The fast, incremental implementation of MARGIN.md.
 #[derive(Debug)]
 pub struct Engine {
@@ -215,32 +238,82 @@ impl Engine {
 
     /// Bytes of heap storage the engine holds (reserved capacity of every
     /// table, index and scratch buffer; hash tables estimated from their
-    /// capacity).
+    /// capacity): [`Engine::memory`]'s total.
     pub fn memory_bytes(&self) -> usize {
+        self.memory().total()
+    }
+
+    /// Where the reserved bytes go: per account, per position, per balance.
+    pub fn memory(&self) -> MemoryUse {
         use core::mem::size_of;
         let map = |cap: usize, entry: usize| cap * (entry + 1);
-        let mut total = self.instruments.capacity() * size_of::<InstrumentState>()
-            + self.assets.capacity() * size_of::<AssetState>()
-            + self.accounts.capacity() * size_of::<Account>()
-            + map(self.account_slots.capacity(), 16)
-            + map(self.instrument_slots.capacity(), 8)
-            + map(self.asset_slots.capacity(), 8)
-            + self.positions.bytes()
-            + self.balances.bytes()
-            + self.cooldowns.capacity() * size_of::<CooldownEntry>()
-            + self.stale_deadlines.bytes()
-            + self.due.capacity() * size_of::<Due>();
-        for i in &self.instruments {
-            total += i.holders.capacity() * 4;
+        let heaps =
+            |heaps: &[IndexedHeap<i64>]| heaps.iter().map(IndexedHeap::bytes).sum::<usize>();
+        let positions = self.positions.bytes()
+            + self
+                .instruments
+                .iter()
+                .map(|i| i.holders.capacity() * 4)
+                .sum::<usize>()
+            + self
+                .position_triggers
+                .iter()
+                .map(|h| heaps(h))
+                .sum::<usize>();
+        let balances = self.balances.bytes()
+            + self
+                .assets
+                .iter()
+                .map(|a| a.holders.capacity() * 4)
+                .sum::<usize>()
+            + self
+                .balance_triggers
+                .iter()
+                .map(|h| heaps(h))
+                .sum::<usize>();
+        MemoryUse {
+            accounts: self.accounts.capacity() * size_of::<Account>()
+                + map(self.account_slots.capacity(), 16),
+            positions,
+            position_slots: self.positions.capacity(),
+            balances,
+            balance_slots: self.balances.capacity(),
+            other: self.instruments.capacity() * size_of::<InstrumentState>()
+                + self.assets.capacity() * size_of::<AssetState>()
+                + map(self.instrument_slots.capacity(), 8)
+                + map(self.asset_slots.capacity(), 8)
+                + self.cooldowns.capacity() * size_of::<CooldownEntry>()
+                + self.stale_deadlines.bytes()
+                + self.due.capacity() * size_of::<Due>(),
         }
-        for a in &self.assets {
-            total += a.holders.capacity() * 4;
+    }
+
+    /// Evaluates one account as a crossed trigger would, outside any event:
+    /// a healthy, unblocked account gets fresh triggers at the current
+    /// prices (`true`); anything else changes nothing (`false`). No
+    /// decision depends on when an account was last armed (any arming of a
+    /// healthy account keeps the invariant), so outputs and
+    /// [`Engine::state_hash`] are unchanged. Benchmarks use it to time
+    /// arming alone.
+    pub fn rearm(&mut self, account: AccountId) -> bool {
+        let Some(&slot) = self.account_slots.get(&account.0) else {
+            return false;
+        };
+        if self.accounts[slot as usize].cooldown_since.is_some()
+            || self.config.mode != EvaluationMode::Triggers
+        {
+            return false;
         }
-        let heaps = self.position_triggers.iter().map(|h| &h[..]);
-        for heaps in heaps.chain(self.balance_triggers.iter().map(|h| &h[..])) {
-            total += heaps.iter().map(IndexedHeap::bytes).sum::<usize>();
+        match self.evaluate(slot) {
+            Standing::Priced {
+                figures,
+                halted: false,
+            } if figures.equity >= figures.maint_margin => {
+                self.arm(slot, &figures);
+                true
+            }
+            _ => false,
         }
-        total
     }
 
     /// Number of price triggers currently armed (both sides, all indexes;

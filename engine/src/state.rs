@@ -327,6 +327,11 @@ impl<T: Default + Copy> Slab<T> {
     pub fn bytes(&self) -> usize {
         self.slots.capacity() * core::mem::size_of::<T>() + self.free.capacity() * 4
     }
+
+    /// Slots reserved.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
+    }
 }
 
 /// `10⁸`, the mantissa of 1.
