@@ -456,6 +456,20 @@ pub fn run(opts: &Options) -> Report {
     }
 }
 
+/// The fast engine with the seeded population of `opts` built (no timed
+/// events): the book the criterion benchmarks arm accounts of.
+pub fn book(opts: &Options) -> Engine {
+    let mut engine = fast_engine(opts);
+    let mut rng = Rng(opts.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    populate(&mut engine, opts, &mut rng);
+    engine
+}
+
+/// The id of the population's `n`-th account.
+pub fn account_id(n: u32) -> AccountId {
+    AccountId(u64::from(n) * 7 + 3)
+}
+
 /// Counters of the timed stream.
 #[derive(Default)]
 struct Tally {
@@ -480,6 +494,7 @@ struct Tally {
 fn run_on<E: Subject>(engine: &mut E, opts: &Options, rss_before: u64) -> Report {
     let mut rng = Rng(opts.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let started = Instant::now();
+    // (`book` builds the same population.)
     let (mut feed, positions, balances) = populate(engine, opts, &mut rng);
     let setup_s = started.elapsed().as_secs_f64();
     let rss_growth = resident_bytes().saturating_sub(rss_before);
@@ -542,7 +557,7 @@ fn run_on<E: Subject>(engine: &mut E, opts: &Options, rss_before: u64) -> Report
                 let i = rng.below(k as u64) as usize;
                 Event::Fill(Fill {
                     ts,
-                    account: AccountId(n * 7 + 3),
+                    account: account_id(n as u32),
                     instrument: InstrumentId(i as u32 + 1),
                     qty: Fixed8(if tally.fills.is_multiple_of(2) {
                         1_000

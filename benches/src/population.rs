@@ -170,7 +170,7 @@ pub(crate) fn populate<E: Subject>(
     }
     let (mut positions, mut balances) = (0u64, 0u64);
     for n in 0..opts.accounts {
-        let account = AccountId(u64::from(n) * 7 + 3);
+        let account = crate::account_id(n);
         let balance = |feed: &mut Feed, engine: &mut E, asset: u32, amount: i64| {
             feed.apply(
                 engine,
