@@ -33,7 +33,9 @@ use bnum::types::I256;
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::arith::{div_round8, div_round_half_even_256, isqrt_256, narrow_256};
+use crate::arith::{
+    div_round8, div_round_half_even, div_round_half_even_256, isqrt_256, narrow_256,
+};
 use crate::limits::{
     Limits, FACTOR_MANTISSA_MAX, FUNDING_RATE_MANTISSA_MAX, LIABILITY_WEIGHT_MANTISSA_MAX,
     MULTIPLIER_MANTISSA_MAX, PRICE_MANTISSA_MAX, QTY_MANTISSA_MAX, QUOTE_BALANCE_MANTISSA_MAX,
@@ -1731,7 +1733,25 @@ fn within(price: Dec8, reference: Dec8, max_jump: Dec8) -> bool {
 }
 
 /// `round16(λ·var + (1 − λ)·r²)` with `var` at scale 10⁻¹⁶ and `r` at 10⁻⁸.
+///
+/// Every accepted mark of an instrument with RiskParams runs this: in i128
+/// when the terms fit (the usual case: `0 < λ, 1 − λ < 2²⁷`, so with
+/// `0 ≤ var < 2⁹⁹` and `|r| < 2⁴⁹` — a return under ~5.6 × 10⁶ — both
+/// products and their sum stay below 2¹²⁷), else in 256 bits. Same value
+/// either way (the tests compare them).
 pub(crate) fn next_variance(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
+    if let Ok(var) = i128::try_from(var16) {
+        if (0..1 << 99).contains(&var) && r.0.unsigned_abs() < 1 << 49 {
+            let lambda = i128::from(lambda.0);
+            let scaled = lambda * var + (E8 - lambda) * (r.0 * r.0);
+            return I256::from(div_round_half_even(scaled, E8));
+        }
+    }
+    next_variance_wide(var16, lambda, r)
+}
+
+/// [`next_variance`] in 256-bit arithmetic throughout.
+pub(crate) fn next_variance_wide(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
     let lambda = I256::from(lambda.0);
     let r = I256::from(r.0);
     let scaled = lambda * var16 + (I256::from(E8) - lambda) * r * r;
@@ -1741,18 +1761,41 @@ pub(crate) fn next_variance(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
 /// `f = min(F_max, max(1, floor2(√var / σ_ref)))`, exactly: with
 /// `var = V·10⁻¹⁶` and `σ_ref = S·10⁻⁸`, `floor2(√var/σ_ref) = ⌊⌊√(10⁴·V)⌋ / S⌋ / 100`.
 /// Also returns `⌊√var⌋` at scale 10⁻⁸ (saturated), the volatility per mark.
+///
+/// When `10⁴·V` fits a u128 (always, short of a variance above ~3·10¹⁸),
+/// the root is below 2⁶⁴ and both divisions are u64 ones; else 256-bit.
 pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> (Dec8, i128) {
+    let small = u128::try_from(var16)
+        .ok()
+        .and_then(|v| v.checked_mul(10_000));
+    let Some(x) = small else {
+        return vol_factor_wide(var16, vol_ref, cap);
+    };
+    // ⌊√x⌋ < 2⁶⁴ for x < 2¹²⁸; vol_ref > 0 (validated RiskParams).
+    let root = num_integer::Roots::sqrt(&x) as u64;
+    let sigma8 = i128::from(root / 100);
+    let hundredths = i128::from(root / vol_ref.0 as u64);
+    (factor_of_hundredths(Some(hundredths), cap), sigma8)
+}
+
+/// [`vol_factor`] in 256-bit arithmetic throughout.
+pub(crate) fn vol_factor_wide(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> (Dec8, i128) {
     let root = isqrt_256(var16 * I256::from(10_000u32));
     let sigma8 = narrow_256(root / I256::from(100u8)).unwrap_or(i128::MAX);
     let hundredths = root / I256::from(vol_ref.0);
+    (factor_of_hundredths(narrow_256(hundredths), cap), sigma8)
+}
+
+/// `min(cap, max(1, h/100))` for `h = ⌊√var/σ_ref⌋` in hundredths (`None`:
+/// beyond i128).
+fn factor_of_hundredths(hundredths: Option<i128>, cap: Fixed8) -> Dec8 {
     let cap = cap.dec();
     // Compare in hundredths: cap has 8 places, so cap·100 / 10⁸ may be fractional.
-    let f = match narrow_256(hundredths) {
+    match hundredths {
         Some(h) if h <= 100 => Dec8::ONE,
         Some(h) if h.checked_mul(1_000_000).is_some_and(|m| m < cap.0) => Dec8(h * 1_000_000),
         _ => cap,
-    };
-    (f, sigma8)
+    }
 }
 
 /// `max(10⁻⁸, round8(M − U / (q·m)))` with the full current `q`, capped at
@@ -1772,4 +1815,41 @@ fn limit_price(instrument: &InstrumentState, qty: Dec8, value: Dec8) -> Dec8 {
         .unwrap_or(PRICE_MANTISSA_MAX)
         .min(PRICE_MANTISSA_MAX);
     Dec8(price.max(1))
+}
+
+#[cfg(test)]
+mod vol_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn var_strategy() -> impl Strategy<Value = I256> {
+        prop_oneof![
+            (0i128..1 << 40).prop_map(I256::from),
+            (0i128..=i128::MAX).prop_map(I256::from),
+            ((1i128 << 98)..(1i128 << 100)).prop_map(I256::from),
+            (0u128..u128::MAX / 10_000 + 2).prop_map(I256::from),
+            (any::<i128>(), 0u32..90).prop_map(|(x, s)| I256::from(x.unsigned_abs()) << s),
+        ]
+    }
+
+    proptest! {
+        /// The i128 / u64 fast paths give exactly the 256-bit results.
+        #[test]
+        fn fast_paths_equal_the_wide_arithmetic(
+            var in var_strategy(),
+            lambda in 1i64..100_000_000,
+            r in prop_oneof![
+                -1_000_000i128..1_000_000,
+                ((1i128 << 48) - 8..(1i128 << 49) + 8).prop_map(|r| r * if r % 2 == 0 { 1 } else { -1 }),
+                -(1i128 << 91)..(1i128 << 91),
+            ],
+            vol_ref in prop_oneof![1i64..10, 1i64..100_000_000, 1i64..i64::MAX],
+            cap in prop_oneof![Just(100_000_000i64), 100_000_000i64..=10_000_000_000],
+        ) {
+            let (lambda, r) = (Fixed8(lambda), Dec8(r));
+            prop_assert_eq!(next_variance(var, lambda, r), next_variance_wide(var, lambda, r));
+            let (vol_ref, cap) = (Fixed8(vol_ref), Fixed8(cap));
+            prop_assert_eq!(vol_factor(var, vol_ref, cap), vol_factor_wide(var, vol_ref, cap));
+        }
+    }
 }
