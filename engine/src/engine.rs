@@ -850,9 +850,9 @@ impl Engine {
 
     fn refresh_vol_factor(&mut self, slot: u32) {
         let instrument = &mut self.instruments[slot as usize];
-        (instrument.vol_factor, instrument.sigma8) = match instrument.risk {
+        instrument.vol_factor = match instrument.risk {
             Some(risk) => vol_factor(instrument.variance16, risk.vol_ref, risk.vol_max_factor),
-            None => (Dec8::ONE, 0),
+            None => Dec8::ONE,
         };
     }
 
@@ -1285,7 +1285,12 @@ impl Engine {
                 x.f_bound.max(f),
                 instrument.mmr_max().0,
             );
-            let sigma = instrument.sigma8.max(default_sigma);
+            // σ (a square root) only where the split uses it. Without
+            // RiskParams the variance stays 0: σ = 0.
+            let sigma = match strategy {
+                SplitStrategy::NotionalVol => sigma8(instrument.variance16).max(default_sigma),
+                _ => default_sigma,
+            };
             x.r_down = r_down;
             x.r_up = r_up;
             x.weight = split_weight(strategy, r_down, r_up, x.price, sigma);
@@ -1760,30 +1765,55 @@ pub(crate) fn next_variance_wide(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
 
 /// `f = min(F_max, max(1, floor2(√var / σ_ref)))`, exactly: with
 /// `var = V·10⁻¹⁶` and `σ_ref = S·10⁻⁸`, `floor2(√var/σ_ref) = ⌊⌊√(10⁴·V)⌋ / S⌋ / 100`.
-/// Also returns `⌊√var⌋` at scale 10⁻⁸ (saturated), the volatility per mark.
 ///
-/// When `10⁴·V` fits a u128 (always, short of a variance above ~3·10¹⁸),
-/// the root is below 2⁶⁴ and both divisions are u64 ones; else 256-bit.
-pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> (Dec8, i128) {
+/// Every accepted mark of an instrument with RiskParams runs this. When
+/// `x = 10⁴·V` fits a u128 (short of a variance above ~3·10¹⁸): `f = 1`
+/// iff `⌊√x⌋ < 101·S` iff `x < (101·S)²`, a comparison (the quiet
+/// market's case: no root at all); else the root is below 2⁶⁴ and both
+/// divisions are u64 ones. Beyond u128, 256-bit arithmetic.
+pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> Dec8 {
     let small = u128::try_from(var16)
         .ok()
         .and_then(|v| v.checked_mul(10_000));
     let Some(x) = small else {
         return vol_factor_wide(var16, vol_ref, cap);
     };
-    // ⌊√x⌋ < 2⁶⁴ for x < 2¹²⁸; vol_ref > 0 (validated RiskParams).
+    // vol_ref > 0 (validated RiskParams); 101·S < 2⁷⁰.
+    let one_limit = 101 * vol_ref.0 as u128;
+    if one_limit
+        .checked_mul(one_limit)
+        .is_none_or(|limit| x < limit)
+    {
+        return Dec8::ONE;
+    }
+    // ⌊√x⌋ < 2⁶⁴ for x < 2¹²⁸.
     let root = num_integer::Roots::sqrt(&x) as u64;
-    let sigma8 = i128::from(root / 100);
     let hundredths = i128::from(root / vol_ref.0 as u64);
-    (factor_of_hundredths(Some(hundredths), cap), sigma8)
+    factor_of_hundredths(Some(hundredths), cap)
 }
 
 /// [`vol_factor`] in 256-bit arithmetic throughout.
-pub(crate) fn vol_factor_wide(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> (Dec8, i128) {
+pub(crate) fn vol_factor_wide(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> Dec8 {
     let root = isqrt_256(var16 * I256::from(10_000u32));
-    let sigma8 = narrow_256(root / I256::from(100u8)).unwrap_or(i128::MAX);
     let hundredths = root / I256::from(vol_ref.0);
-    (factor_of_hundredths(narrow_256(hundredths), cap), sigma8)
+    factor_of_hundredths(narrow_256(hundredths), cap)
+}
+
+/// `⌊√var⌋` at scale 10⁻⁸ (saturated), the volatility per mark (0 without
+/// RiskParams: the variance stays 0).
+pub(crate) fn sigma8(var16: I256) -> i128 {
+    match u128::try_from(var16)
+        .ok()
+        .and_then(|v| v.checked_mul(10_000))
+    {
+        Some(x) => i128::from(num_integer::Roots::sqrt(&x) as u64 / 100),
+        None => sigma8_wide(var16),
+    }
+}
+
+fn sigma8_wide(var16: I256) -> i128 {
+    let root = isqrt_256(var16 * I256::from(10_000u32));
+    narrow_256(root / I256::from(100u8)).unwrap_or(i128::MAX)
 }
 
 /// `min(cap, max(1, h/100))` for `h = ⌊√var/σ_ref⌋` in hundredths (`None`:
@@ -1850,6 +1880,15 @@ mod vol_tests {
             prop_assert_eq!(next_variance(var, lambda, r), next_variance_wide(var, lambda, r));
             let (vol_ref, cap) = (Fixed8(vol_ref), Fixed8(cap));
             prop_assert_eq!(vol_factor(var, vol_ref, cap), vol_factor_wide(var, vol_ref, cap));
+            prop_assert_eq!(sigma8(var), sigma8_wide(var));
+            // Around f = 1's edge: x = (101·S)² and its neighbours.
+            let edge = I256::from(101 * vol_ref.0 as u128) * I256::from(101 * vol_ref.0 as u128);
+            for x in [edge - I256::ONE, edge, edge + I256::ONE] {
+                // var16 = ⌈x / 10⁴⌉ and ⌊x / 10⁴⌋.
+                for var in [x / I256::from(10_000u32), (x + I256::from(9_999u32)) / I256::from(10_000u32)] {
+                    prop_assert_eq!(vol_factor(var, vol_ref, cap), vol_factor_wide(var, vol_ref, cap));
+                }
+            }
         }
     }
 }
