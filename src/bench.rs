@@ -7,7 +7,7 @@ use std::io::{self, Write};
 use anyhow::Context;
 use clap::{Args, Subcommand, ValueEnum};
 use engine::{EvaluationMode, SplitStrategy};
-use liqd_bench::{Mix, Options, Path, Subjects};
+use liqd_bench::{Mix, Options, Path, Subjects, Timing};
 
 /// Largest population (the engine's account table is reserved up front).
 const ACCOUNTS_MAX: u32 = 1 << 24;
@@ -63,9 +63,20 @@ pub struct EngineArgs {
     /// The fast engine's vol-factor headroom, in percent.
     #[arg(long, default_value_t = 25, value_parser = clap::value_parser!(u32).range(0..=1_000))]
     vol_headroom_pct: u32,
+    /// `event`: a timer around every event (percentiles per kind);
+    /// `batch`: one timer per 256 pre-generated events (events/s without
+    /// the timer's own cost; mean only).
+    #[arg(long, value_enum, default_value_t = TimingArg::Event)]
+    timing: TimingArg,
     /// Print one JSON object instead of the table.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum TimingArg {
+    Event,
+    Batch,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -128,6 +139,10 @@ impl EngineArgs {
                 SplitArg::NotionalVol => SplitStrategy::NotionalVol,
             },
             seed: self.seed,
+            timing: match self.timing {
+                TimingArg::Event => Timing::Event,
+                TimingArg::Batch => Timing::Batch,
+            },
             vol_max_factor_hundredths: self.vol_max_factor_hundredths,
             vol_ref_bp: self.vol_ref_bp,
             vol_headroom_pct: self.vol_headroom_pct,

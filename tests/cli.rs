@@ -375,6 +375,21 @@ fn bench_engine_usage_errors() {
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert!(out.stdout.is_empty(), "{args:?}");
     }
+    let batch = liqd(&[
+        "bench",
+        "engine",
+        "--accounts",
+        "50",
+        "--events",
+        "600",
+        "--timing",
+        "batch",
+        "--json",
+    ]);
+    assert!(batch.status.success(), "{}", text(&batch.stderr));
+    let batch: serde_json::Value = serde_json::from_slice(&batch.stdout).expect("JSON");
+    assert!(batch["events_per_s"].as_f64() > Some(0.0), "{batch}");
+    assert_eq!(batch["timing"], "batch");
     let human = liqd(&["bench", "engine", "--accounts", "50", "--events", "100"]);
     assert!(human.status.success(), "{}", text(&human.stderr));
     let table = text(&human.stdout);
