@@ -5,6 +5,8 @@
 //! file that cannot be opened or read, standard output closed, an engine
 //! not built in).
 
+mod bench;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -43,6 +45,9 @@ enum Command {
     /// Input journals: import, export, check.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Subcommand)]
@@ -165,6 +170,7 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
         Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
