@@ -78,10 +78,15 @@
 //! Steady state allocates nothing: hold buffers are preallocated, events are
 //! decoded into a stack value, notices are plain values.
 
+pub mod publisher;
 pub mod receiver;
 pub mod sequencer;
 pub mod wire;
 
+pub use publisher::{
+    NoRetention, PublishError, Publisher, PublisherConfig, PublisherCounters, Retention,
+    RingRetention,
+};
 pub use receiver::{EventHandler, Receiver, ReceiverConfig, StreamReceiver};
 pub use sequencer::{MessageHandler, Notice, Sequencer, SequencerConfig, SequencerCounters};
 pub use wire::Stream;
