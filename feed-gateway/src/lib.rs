@@ -78,11 +78,16 @@
 //! Steady state allocates nothing: hold buffers are preallocated, events are
 //! decoded into a stack value, notices are plain values.
 
+pub mod net;
 pub mod publisher;
 pub mod receiver;
 pub mod sequencer;
 pub mod wire;
 
+pub use net::{
+    Gateway, GatewayConfig, GatewayCounters, GatewayHandler, InboundConfig, Multicast,
+    OutboundConfig,
+};
 pub use publisher::{
     NoRetention, PublishError, Publisher, PublisherConfig, PublisherCounters, Retention,
     RingRetention,
