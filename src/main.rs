@@ -5,6 +5,9 @@
 //! file that cannot be opened or read, standard output closed, an engine
 //! not built in).
 
+mod feed;
+mod listen;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -42,6 +45,11 @@ enum Command {
     /// Input journals: import, export, check.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Publish a JSONL event file as the venue's three MoldUDP64 streams
+    /// (a test venue) and answer re-requests.
+    Feed(feed::FeedArgs),
+    /// Print liqd's outbound MoldUDP64 stream as JSONL, re-requesting gaps.
+    Listen(listen::ListenArgs),
 }
 
 #[derive(Subcommand)]
@@ -132,6 +140,8 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
+        Command::Feed(args) => feed::feed(args),
+        Command::Listen(args) => listen::listen(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
