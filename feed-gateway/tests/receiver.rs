@@ -399,6 +399,15 @@ fn resume_from_the_journal() {
 }
 
 #[test]
+fn the_whole_receiver_resumes_each_stream() {
+    let mut receiver = Receiver::new(&ReceiverConfig::default()).with_next_expected([3, 2, 1]);
+    let mut h = Collect::default();
+    receiver.on_datagram(Stream::MarketData, &md(1, 3), 0, &mut h);
+    receiver.on_datagram(Stream::Orders, &orders(1, 3), 0, &mut h);
+    assert_eq!(h.seqs(), vec![3, 2, 3]);
+}
+
+#[test]
 fn the_three_streams_are_independent() {
     let mut receiver = Receiver::new(&ReceiverConfig::default());
     let mut h = Collect::default();
