@@ -121,6 +121,14 @@ pub struct GatewayCounters {
 
 const OUTBOUND_TOKEN: Token = Token(3);
 const WAKER_TOKEN: Token = Token(4);
+/// Datagrams read from one socket before the next socket's turn: streams
+/// arriving together are interleaved in small batches, not one drained
+/// after the other.
+const BATCH_DATAGRAMS: usize = 8;
+/// Datagrams read by one `poll` at most (then it returns so the caller can
+/// publish; sockets not drained yet are read at the next call, which then
+/// does not wait).
+const POLL_DATAGRAMS_MAX: usize = 256;
 
 struct Outbound<R: Retention> {
     socket: UdpSocket,
@@ -139,6 +147,8 @@ pub struct Gateway<R: Retention> {
     counters: GatewayCounters,
     clock: fn() -> u64,
     waker: Arc<Waker>,
+    /// Sockets (inbound 0..3, outbound 3) that may still hold datagrams.
+    pending: [bool; 4],
 }
 
 /// Nanoseconds since the Unix epoch on the system clock.
@@ -237,6 +247,7 @@ impl<R: Retention> Gateway<R> {
             counters: GatewayCounters::default(),
             clock: system_now_ns,
             waker,
+            pending: [false; 4],
         })
     }
 
@@ -290,7 +301,8 @@ impl<R: Retention> Gateway<R> {
 
     /// Waits up to `timeout` (None: until something happens; `Some(0)`:
     /// busy poll) — but never past the next receiver or publisher deadline —
-    /// then receives everything readable, handles time (market-data skips,
+    /// then receives what is readable (sockets in turn, a few datagrams each,
+    /// at most 256 per call: the next call goes on without waiting), handles time (market-data skips,
     /// re-request retries, heartbeats) and sends re-requests. Returns the
     /// number of datagrams received.
     ///
@@ -318,25 +330,36 @@ impl<R: Retention> Gateway<R> {
             }
             None => timeout,
         };
+        // Sockets left undrained by the last call: do not wait.
+        let timeout = if self.pending.contains(&true) {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        let mut received = 0;
-        let mut readable = [false; 5];
         for event in self.events.iter() {
-            if let Some(flag) = readable.get_mut(event.token().0) {
+            if let Some(flag) = self.pending.get_mut(event.token().0) {
                 *flag = true;
             }
         }
-        for stream in Stream::ALL {
-            if readable[stream.index()] {
-                received += self.drain_stream(stream, handler);
+        let mut received = 0;
+        while received < POLL_DATAGRAMS_MAX && self.pending.contains(&true) {
+            for stream in Stream::ALL {
+                if self.pending[stream.index()] {
+                    let (count, drained) = self.drain_stream(stream, handler, BATCH_DATAGRAMS);
+                    received += count;
+                    self.pending[stream.index()] = !drained;
+                }
             }
-        }
-        if readable[OUTBOUND_TOKEN.0] {
-            received += self.drain_outbound();
+            if self.pending[OUTBOUND_TOKEN.0] {
+                let (count, drained) = self.drain_outbound(BATCH_DATAGRAMS);
+                received += count;
+                self.pending[OUTBOUND_TOKEN.0] = !drained;
+            }
         }
         let now = (self.clock)();
         let mut adapter = Adapter {
@@ -352,19 +375,26 @@ impl<R: Retention> Gateway<R> {
         Ok(received)
     }
 
-    fn drain_stream(&mut self, stream: Stream, handler: &mut impl GatewayHandler) -> usize {
+    /// Reads up to `max` datagrams; `(read, drained)` — drained: the socket
+    /// said WouldBlock (or failed: counted; the next datagram wakes it).
+    fn drain_stream(
+        &mut self,
+        stream: Stream,
+        handler: &mut impl GatewayHandler,
+        max: usize,
+    ) -> (usize, bool) {
         let mut received = 0;
-        loop {
+        while received < max {
             let Some((socket, config)) = &self.inbound[stream.index()] else {
-                return received;
+                return (received, true);
             };
             let (len, source) = match socket.recv_from(&mut self.buffer) {
                 Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (received, true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     self.counters.recv_errors += 1;
-                    return received;
+                    return (received, true);
                 }
             };
             received += 1;
@@ -382,6 +412,7 @@ impl<R: Retention> Gateway<R> {
                 .on_datagram(stream, &self.buffer[..len], now, &mut adapter);
             self.send_rerequest(stream);
         }
+        (received, false)
     }
 
     fn send_rerequest(&mut self, stream: Stream) {
@@ -400,19 +431,20 @@ impl<R: Retention> Gateway<R> {
         }
     }
 
-    fn drain_outbound(&mut self) -> usize {
+    /// Like [`drain_stream`](Self::drain_stream), for re-requests.
+    fn drain_outbound(&mut self, max: usize) -> (usize, bool) {
         let Some(out) = &mut self.outbound else {
-            return 0;
+            return (0, true);
         };
         let mut received = 0;
-        loop {
+        while received < max {
             let (len, source) = match out.socket.recv_from(&mut self.buffer) {
                 Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (received, true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     self.counters.recv_errors += 1;
-                    return received;
+                    return (received, true);
                 }
             };
             received += 1;
@@ -428,6 +460,7 @@ impl<R: Retention> Gateway<R> {
                 }
             });
         }
+        (received, false)
     }
 
     /// Sequences a halt for the outbound stream (sent at the next

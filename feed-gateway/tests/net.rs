@@ -217,3 +217,39 @@ fn outbound_messages_reach_every_destination_and_rerequests_are_answered() {
     assert_eq!((packet.sequence, packet.count), (2, 1));
     assert_eq!(gateway.publisher().unwrap().counters().resent_messages, 1);
 }
+
+#[test]
+fn streams_readable_together_are_read_in_turn() {
+    let venue = UdpSocket::bind(localhost()).unwrap();
+    let mut config = config(InboundConfig::unicast(localhost()));
+    config.inbound[Stream::MarketData.index()] = Some(InboundConfig::unicast(localhost()));
+    let mut gateway = Gateway::new(config, NoRetention).unwrap();
+    let md_to = gateway.local_addr(Stream::MarketData).unwrap();
+    let orders_to = gateway.local_addr(Stream::Orders).unwrap();
+    for seq in 1..=40u64 {
+        let mut builder = PacketBuilder::new(Session::new("MD").unwrap(), 1472);
+        builder.start(seq);
+        let mut buf = [0u8; INBOUND_BYTES_MAX];
+        let mark = Event::Mark(engine::MarkPrice {
+            ts: UnixNanos(seq),
+            instrument: InstrumentId(1),
+            price: Fixed8(1),
+        });
+        let len = encode_event(&mark, &mut buf).unwrap();
+        assert!(builder.push(&buf[..len]));
+        venue.send_to(builder.finish(), md_to).unwrap();
+    }
+    venue.send_to(&packet(1, 1), orders_to).unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let mut h = Collect::default();
+    poll_until(&mut gateway, &mut h, |h| h.events.len() == 41);
+    let orders_at = h
+        .events
+        .iter()
+        .position(|(s, _, _)| *s == Stream::Orders)
+        .unwrap();
+    assert!(
+        orders_at <= 8,
+        "orders read after {orders_at} market-data events"
+    );
+}
