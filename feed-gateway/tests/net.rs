@@ -219,37 +219,49 @@ fn outbound_messages_reach_every_destination_and_rerequests_are_answered() {
 }
 
 #[test]
-fn streams_readable_together_are_read_in_turn() {
+fn datagrams_queued_on_several_sockets_are_handled_in_arrival_order() {
     let venue = UdpSocket::bind(localhost()).unwrap();
     let mut config = config(InboundConfig::unicast(localhost()));
     config.inbound[Stream::MarketData.index()] = Some(InboundConfig::unicast(localhost()));
     let mut gateway = Gateway::new(config, NoRetention).unwrap();
     let md_to = gateway.local_addr(Stream::MarketData).unwrap();
     let orders_to = gateway.local_addr(Stream::Orders).unwrap();
-    for seq in 1..=40u64 {
+    let mark = |seq: u64| {
         let mut builder = PacketBuilder::new(Session::new("MD").unwrap(), 1472);
         builder.start(seq);
         let mut buf = [0u8; INBOUND_BYTES_MAX];
-        let mark = Event::Mark(engine::MarkPrice {
+        let event = Event::Mark(engine::MarkPrice {
             ts: UnixNanos(seq),
             instrument: InstrumentId(1),
             price: Fixed8(1),
         });
-        let len = encode_event(&mark, &mut buf).unwrap();
+        let len = encode_event(&event, &mut buf).unwrap();
         assert!(builder.push(&buf[..len]));
-        venue.send_to(builder.finish(), md_to).unwrap();
+        builder.finish().to_vec()
+    };
+    // Sent before the gateway reads anything: md 1..=20, orders 1, md
+    // 21..=40, orders 2..=3, md 41..=300 (more than one poll's worth).
+    let mut sent = Vec::new();
+    for seq in 1..=20 {
+        venue.send_to(&mark(seq), md_to).unwrap();
+        sent.push((Stream::MarketData, seq));
     }
     venue.send_to(&packet(1, 1), orders_to).unwrap();
+    sent.push((Stream::Orders, 1));
+    for seq in 21..=40 {
+        venue.send_to(&mark(seq), md_to).unwrap();
+        sent.push((Stream::MarketData, seq));
+    }
+    venue.send_to(&packet(2, 2), orders_to).unwrap();
+    sent.push((Stream::Orders, 2));
+    sent.push((Stream::Orders, 3));
+    for seq in 41..=300 {
+        venue.send_to(&mark(seq), md_to).unwrap();
+        sent.push((Stream::MarketData, seq));
+    }
     std::thread::sleep(Duration::from_millis(50));
     let mut h = Collect::default();
-    poll_until(&mut gateway, &mut h, |h| h.events.len() == 41);
-    let orders_at = h
-        .events
-        .iter()
-        .position(|(s, _, _)| *s == Stream::Orders)
-        .unwrap();
-    assert!(
-        orders_at <= 8,
-        "orders read after {orders_at} market-data events"
-    );
+    poll_until(&mut gateway, &mut h, |h| h.events.len() == sent.len());
+    let got: Vec<(Stream, u64)> = h.events.iter().map(|(s, seq, _)| (*s, *seq)).collect();
+    assert_eq!(got, sent);
 }
