@@ -417,6 +417,17 @@ impl<R: Retention> Gateway<R> {
                     self.pending[i] = self.stage(stream);
                 }
             }
+            // Readiness is fresh right after the wait; later, a datagram may
+            // have reached a socket not flagged readable: look before
+            // handling a later one (costs a read only in bursts).
+            if handled > 0 && self.staged.iter().any(|s| s.full) {
+                for stream in Stream::ALL {
+                    let i = stream.index();
+                    if !self.pending[i] && !self.staged[i].full && self.inbound[i].is_some() {
+                        self.pending[i] = self.stage(stream);
+                    }
+                }
+            }
             let next = Stream::ALL
                 .into_iter()
                 .filter(|s| self.staged[s.index()].full)
