@@ -6,6 +6,8 @@
 //! not built in).
 
 mod bench;
+mod feed;
+mod listen;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
@@ -48,6 +50,11 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Publish a JSONL event file as the venue's three MoldUDP64 streams
+    /// (a test venue) and answer re-requests.
+    Feed(feed::FeedArgs),
+    /// Print liqd's outbound MoldUDP64 stream as JSONL, re-requesting gaps.
+    Listen(listen::ListenArgs),
 }
 
 #[derive(Subcommand)]
@@ -171,6 +178,8 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
         Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
         Command::Bench(command) => bench::run(command),
+        Command::Feed(args) => feed::feed(args),
+        Command::Listen(args) => listen::listen(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
