@@ -12,11 +12,12 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use engine::{Event, Limits, MarginEngine, Seq};
-use journal::{InputJournal, InputReader, JournalOptions, SourceStream};
-use replay::engines::{make_engine, EngineKind};
+use engine::{Engine, EngineConfig, Event, Limits, Seq};
+use journal::{InputJournal, InputReader, JournalOptions, SnapshotStore, SourceStream};
+use replay::engines::{make_engine, EngineKind, ReplayEngine};
 use replay::jsonl::{write_event, EventReader, JsonlError, JsonlSink};
 use replay::run::{apply_one, Summary};
+use replay::source::{resume, Source, SourceError};
 
 /// Exit status for an input that is not valid for the format (and, from
 /// clap, for usage errors).
@@ -52,6 +53,29 @@ enum JournalCommand {
     Export(ExportArgs),
     /// Check a journal's segments and records; exit 1 if it is not intact.
     Check(JournalDirArgs),
+    /// Replay a journal's input records into the engine and write its
+    /// snapshot (into DIR/snapshots/ unless --snapshots says elsewhere).
+    Snapshot(SnapshotArgs),
+}
+
+#[derive(Args)]
+struct SnapshotArgs {
+    /// Journal directory.
+    dir: PathBuf,
+    /// The sequence to snapshot at (every input ≤ SEQ applied); default:
+    /// the journal's last record. Beyond the last record: the last record.
+    #[arg(long)]
+    at: Option<u64>,
+    /// Snapshot directory (default: DIR/snapshots).
+    #[arg(long)]
+    snapshots: Option<PathBuf>,
+    /// Replay from the journal's start instead of from the newest usable
+    /// snapshot at or before SEQ.
+    #[arg(long)]
+    full: bool,
+    /// Keep only this many newest snapshots (0 keeps all).
+    #[arg(long, default_value_t = 0)]
+    retain: usize,
 }
 
 #[derive(Args)]
@@ -85,8 +109,8 @@ struct JournalDirArgs {
 
 #[derive(Subcommand)]
 enum ReplayCommand {
-    /// Replay a JSONL event file through an engine, printing its outputs as
-    /// JSONL on stdout and a summary on stderr.
+    /// Replay a JSONL event file or a journal directory through an engine,
+    /// printing its outputs as JSONL on stdout and a summary on stderr.
     Run(RunArgs),
     /// Check that a JSONL event file is valid for the format (no engine).
     Check(CheckArgs),
@@ -94,11 +118,19 @@ enum ReplayCommand {
 
 #[derive(Args)]
 struct RunArgs {
-    /// JSONL event file (PROTOCOL.md §5); `-` reads standard input.
+    /// JSONL event file (PROTOCOL.md §5; `-` reads standard input) or
+    /// journal directory (`liqd journal import`).
     file: PathBuf,
     /// Which implementation of MARGIN.md to run.
     #[arg(long, value_enum, default_value_t = EngineArg::Fast)]
     engine: EngineArg,
+    /// Start from the newest usable engine snapshot and replay only the
+    /// events after it (fast engine; outputs are the tail's).
+    #[arg(long)]
+    from_snapshot: bool,
+    /// Snapshot directory for --from-snapshot (default: DIR/snapshots).
+    #[arg(long, requires = "from_snapshot")]
+    snapshots: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -132,6 +164,7 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
+        Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -143,23 +176,70 @@ fn main() -> ExitCode {
 }
 
 fn exit_status(error: &anyhow::Error) -> u8 {
-    match error.downcast_ref::<JsonlError>() {
-        Some(e) if e.is_format() => EXIT_FORMAT,
-        _ => EXIT_FAILURE,
+    let jsonl = error
+        .downcast_ref::<JsonlError>()
+        .is_some_and(|e| e.is_format());
+    let source = error
+        .downcast_ref::<SourceError>()
+        .is_some_and(|e| e.is_format());
+    if jsonl || source {
+        EXIT_FORMAT
+    } else {
+        EXIT_FAILURE
     }
 }
 
-/// `liqd replay run FILE [--engine fast|reference]`.
+/// `liqd replay run FILE|DIR [--engine fast|reference] [--from-snapshot
+/// [--snapshots DIR]]`.
 fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
-    let (input, name) = open_input(&args.file)?;
-    let mut engine = make_engine(args.engine.kind(), Limits::default());
-    let mut reader = EventReader::new(input, name);
+    let mut source = Source::open(&args.file)?;
+    let (mut engine, from): (Box<dyn ReplayEngine>, Seq) = if args.from_snapshot {
+        anyhow::ensure!(
+            matches!(args.engine, EngineArg::Fast),
+            "--from-snapshot needs the fast engine (snapshots are its state)"
+        );
+        let resumed = resume(
+            &source,
+            args.snapshots.as_deref(),
+            Limits::default(),
+            EngineConfig::default(),
+        )?;
+        for (path, why) in &resumed.skipped {
+            eprintln!("warning: skipped snapshot {}: {why}", path.display());
+        }
+        match &resumed.snapshot {
+            Some((seq, path)) => eprintln!(
+                "resumed from snapshot seq={} ({}); replaying from seq {}",
+                seq.0,
+                path.display(),
+                resumed.from.0
+            ),
+            None => eprintln!("no usable snapshot: replaying from seq 1"),
+        }
+        (Box::new(resumed.engine), resumed.from)
+    } else {
+        (make_engine(args.engine.kind(), Limits::default()), Seq(1))
+    };
     let mut sink = JsonlSink::new(BufWriter::with_capacity(
         IO_BUFFER_BYTES,
         io::stdout().lock(),
     ));
     let mut summary = Summary::default();
-    let read = apply_all(&mut reader, engine.margin_engine(), &mut sink, &mut summary);
+    let mut read = Ok(());
+    for item in source.events(from) {
+        match item {
+            Ok((seq, event)) => {
+                apply_one(engine.margin_engine(), seq, &event, &mut sink, &mut summary);
+                if sink.error().is_some() {
+                    break;
+                }
+            }
+            Err(e) => {
+                read = Err(e);
+                break;
+            }
+        }
+    }
     // Outputs produced before a bad line stay printed: flush them first.
     let written = sink.finish().context("writing outputs to standard output");
     read?;
@@ -168,23 +248,6 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
         .state_hash()
         .map_or_else(|| "n/a".to_owned(), |hash| format!("{hash:016x}"));
     eprintln!("{summary} state_hash={state_hash}");
-    Ok(())
-}
-
-/// Applies every event, event `n` (line `n`) with sequence `n`, until the
-/// end, a bad line, or standard output failing (reported by the sink).
-fn apply_all<R: BufRead, W: Write>(
-    reader: &mut EventReader<R>,
-    engine: &mut dyn MarginEngine,
-    sink: &mut JsonlSink<W>,
-    summary: &mut Summary,
-) -> Result<(), JsonlError> {
-    while let Some(event) = reader.read_event()? {
-        apply_one(engine, Seq(reader.line()), &event, sink, summary);
-        if sink.error().is_some() {
-            break;
-        }
-    }
     Ok(())
 }
 
@@ -259,6 +322,67 @@ fn journal_export(args: &ExportArgs) -> anyhow::Result<()> {
         write_event(&mut out, &record.event()).context("writing to standard output")?;
     }
     out.flush().context("writing to standard output")?;
+    Ok(())
+}
+
+/// `liqd journal snapshot DIR [--at SEQ] [--snapshots DIR] [--full]
+/// [--retain N]`: replays the input records up to SEQ (from the newest
+/// usable snapshot at or before SEQ unless `--full`) and writes the
+/// engine's snapshot at the last sequence applied.
+fn journal_snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
+    let reader = InputReader::open(&args.dir)
+        .with_context(|| format!("opening journal {}", args.dir.display()))?;
+    let snapshots = args
+        .snapshots
+        .clone()
+        .unwrap_or_else(|| journal::default_snapshot_dir(&args.dir));
+    let store = SnapshotStore::open(&snapshots, args.retain)
+        .with_context(|| format!("opening snapshot directory {}", snapshots.display()))?;
+    let at = Seq(args.at.unwrap_or(u64::MAX));
+    let (limits, config) = (Limits::default(), EngineConfig::default());
+    let restored = if args.full {
+        None
+    } else {
+        journal::load_engine_snapshot(&store, at, limits, config)?
+    };
+    let (mut engine, mut last) = match restored {
+        Some(restored) => {
+            for (path, why) in &restored.skipped {
+                eprintln!("warning: skipped snapshot {}: {why}", path.display());
+            }
+            eprintln!(
+                "starting from snapshot seq={} ({})",
+                restored.seq.0,
+                restored.path.display()
+            );
+            (restored.engine, restored.seq)
+        }
+        None => (Engine::with_config(limits, config), Seq(0)),
+    };
+    let mut sink = engine::CountingSink::default();
+    for record in reader.iter_from(Seq(last.0.saturating_add(1))) {
+        let record = record.context("reading the journal")?;
+        if record.seq > at {
+            break;
+        }
+        let _ = engine::MarginEngine::apply(&mut engine, record.seq, &record.event(), &mut sink);
+        last = record.seq;
+    }
+    if args.at.is_some_and(|at| at > last.0) {
+        eprintln!("the journal ends at seq {}: snapshot there", last.0);
+    }
+    let bytes = engine.snapshot();
+    let info = store
+        .write(last, bytes.as_slice())
+        .context("writing the snapshot")?;
+    println!(
+        "snapshot seq={} path={} bytes={} accounts={} state_hash={:016x}",
+        last.0,
+        info.path.display(),
+        bytes.len(),
+        engine.account_count(),
+        engine.state_hash()
+    );
     Ok(())
 }
 

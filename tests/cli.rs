@@ -296,3 +296,184 @@ fn journal_export_range_and_errors() {
     let check = liqd(&["journal", "check", bad_dir.to_str().expect("utf-8")]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
 }
+
+fn scenario_inputs() -> Vec<PathBuf> {
+    let mut names: Vec<PathBuf> = fs::read_dir(scenario(""))
+        .expect("scenario dir")
+        .map(|entry| entry.expect("entry").path())
+        .filter(|p| p.to_string_lossy().ends_with(".jsonl"))
+        .filter(|p| !p.to_string_lossy().ends_with(".expected.jsonl"))
+        .collect();
+    names.sort();
+    names
+}
+
+fn output_seq(output: &engine::Output) -> u64 {
+    match output {
+        engine::Output::Halt(h) => h.seq.0,
+        engine::Output::Liquidation(l, _) => l.seq.0,
+    }
+}
+
+fn state_hash_of(stderr: &str) -> String {
+    let last = stderr.lines().last().unwrap_or_default();
+    let hash = last.rsplit_once("state_hash=").map(|(_, h)| h.to_owned());
+    hash.unwrap_or_else(|| panic!("no state hash in {stderr}"))
+}
+
+/// `replay run DIR` prints what `replay run FILE` prints; after `journal
+/// snapshot DIR --at K`, `replay run DIR --from-snapshot` prints exactly the
+/// outputs after K and the same final state hash, for every K of the
+/// scenarios with cooldowns, jumps and staleness (the middle one elsewhere).
+#[test]
+fn replay_run_a_journal_and_resume_from_snapshots() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("replay_journal");
+    let _ = fs::remove_dir_all(&root);
+    for input in scenario_inputs() {
+        let stem = input
+            .file_stem()
+            .expect("stem")
+            .to_string_lossy()
+            .into_owned();
+        let dir = root.join(&stem);
+        let (input_str, dir_str) = (input.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+        let import = liqd(&[
+            "journal",
+            "import",
+            input_str,
+            dir_str,
+            "--segment-mib",
+            "1",
+        ]);
+        assert_eq!(
+            import.status.code(),
+            Some(0),
+            "{stem}: {}",
+            text(&import.stderr)
+        );
+        let file_run = liqd(&["replay", "run", input_str]);
+        let dir_run = liqd(&["replay", "run", dir_str]);
+        assert_eq!(
+            dir_run.status.code(),
+            Some(0),
+            "{stem}: {}",
+            text(&dir_run.stderr)
+        );
+        assert_eq!(
+            text(&file_run.stdout),
+            text(&dir_run.stdout),
+            "{stem}: outputs"
+        );
+        assert_eq!(
+            text(&file_run.stderr),
+            text(&dir_run.stderr),
+            "{stem}: summary"
+        );
+        let full_hash = state_hash_of(&text(&file_run.stderr));
+        let all =
+            parse_outputs(&text(&file_run.stdout), "stdout").unwrap_or_else(|e| panic!("{e}"));
+        let events = fs::read_to_string(&input)
+            .expect("scenario")
+            .lines()
+            .count() as u64;
+        let every = ["cooldown", "jump", "stale", "funding_halt"]
+            .iter()
+            .any(|k| stem.contains(k));
+        let cuts: Vec<u64> = if every {
+            (0..=events).collect()
+        } else {
+            vec![events / 2]
+        };
+        for at in cuts {
+            let _ = fs::remove_dir_all(dir.join("snapshots"));
+            if at > 0 {
+                let snap = liqd(&["journal", "snapshot", dir_str, "--at", &at.to_string()]);
+                let stdout = text(&snap.stdout);
+                assert_eq!(
+                    snap.status.code(),
+                    Some(0),
+                    "{stem}@{at}: {}",
+                    text(&snap.stderr)
+                );
+                assert!(
+                    stdout.starts_with(&format!("snapshot seq={at} ")),
+                    "{stdout}"
+                );
+            }
+            let resumed = liqd(&["replay", "run", dir_str, "--from-snapshot"]);
+            let stderr = text(&resumed.stderr);
+            assert_eq!(resumed.status.code(), Some(0), "{stem}@{at}: {stderr}");
+            if at > 0 {
+                assert!(
+                    stderr.contains(&format!("resumed from snapshot seq={at} ")),
+                    "{stderr}"
+                );
+            } else {
+                assert!(stderr.contains("no usable snapshot"), "{stderr}");
+            }
+            assert_eq!(state_hash_of(&stderr), full_hash, "{stem}@{at}");
+            let tail =
+                parse_outputs(&text(&resumed.stdout), "stdout").unwrap_or_else(|e| panic!("{e}"));
+            let expected: Vec<engine::Output> =
+                all.iter().filter(|o| output_seq(o) > at).cloned().collect();
+            assert_eq!(tail, expected, "{stem}@{at}: tail outputs");
+        }
+    }
+}
+
+#[test]
+fn journal_snapshot_continues_from_the_latest_and_errors_are_clear() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("journal_snapshot");
+    let _ = fs::remove_dir_all(&dir);
+    let dir_str = dir.to_str().expect("utf-8");
+    let input = scenario("cooldown_escalation.jsonl");
+    let input_str = input.to_str().expect("utf-8");
+    assert_eq!(
+        liqd(&["journal", "import", input_str, dir_str])
+            .status
+            .code(),
+        Some(0)
+    );
+    let first = liqd(&["journal", "snapshot", dir_str, "--at", "4"]);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    // Beyond the end: at the last record, starting from the snapshot at 4.
+    let second = liqd(&["journal", "snapshot", dir_str, "--at", "999"]);
+    let stderr = text(&second.stderr);
+    assert!(stderr.contains("starting from snapshot seq=4 "), "{stderr}");
+    assert!(stderr.contains("the journal ends at seq 12"), "{stderr}");
+    let incremental = text(&second.stdout);
+    let full = liqd(&["journal", "snapshot", dir_str, "--full"]);
+    assert_eq!(text(&full.stdout), incremental, "same seq, bytes and hash");
+    // The journal itself is untouched by the snapshots beside it.
+    let check = liqd(&["journal", "check", dir_str]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    // --from-snapshot needs the fast engine; a JSONL file has no snapshots.
+    let reference = liqd(&[
+        "replay",
+        "run",
+        dir_str,
+        "--from-snapshot",
+        "--engine",
+        "reference",
+    ]);
+    assert_eq!(reference.status.code(), Some(1));
+    assert!(text(&reference.stderr).contains("fast engine"));
+    let jsonl = liqd(&["replay", "run", input_str, "--from-snapshot"]);
+    assert_eq!(jsonl.status.code(), Some(1));
+    assert!(
+        text(&jsonl.stderr).contains("not a journal directory"),
+        "{}",
+        text(&jsonl.stderr)
+    );
+    // A damaged snapshot is skipped with a warning, the older one used.
+    let newest = dir.join("snapshots/snapshot-00000000000000000012.snap");
+    let mut bytes = fs::read(&newest).expect("snapshot");
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x40;
+    fs::write(&newest, bytes).expect("write");
+    let resumed = liqd(&["replay", "run", dir_str, "--from-snapshot"]);
+    let stderr = text(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("warning: skipped snapshot"), "{stderr}");
+    assert!(stderr.contains("resumed from snapshot seq=4 "), "{stderr}");
+}

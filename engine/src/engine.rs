@@ -27,6 +27,8 @@
 //! tops, stale-halt deadlines off a min-heap, cooldown expiries off the front
 //! of a FIFO.
 
+mod snapshot;
+
 use std::collections::VecDeque;
 
 use bnum::types::I256;
@@ -50,6 +52,8 @@ use crate::triggers::{
 use crate::types::*;
 use crate::valuation::{collateral_terms, position_figures, PositionFigures};
 use crate::{Figures, MarginEngine, Params, Reject, Stats};
+
+pub use snapshot::{SnapshotBytes, SnapshotError, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC};
 
 /// What an event touched, to be evaluated after halts and cooldowns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

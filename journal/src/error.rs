@@ -142,6 +142,11 @@ pub enum JournalError {
     Background(String),
     #[error("{path}: snapshot {what}", path = .path.display())]
     BadSnapshot { path: PathBuf, what: &'static str },
+    #[error("{path}: engine snapshot refused: {source}", path = .path.display())]
+    EngineSnapshot {
+        path: PathBuf,
+        source: engine::SnapshotError,
+    },
 }
 
 impl JournalError {

@@ -7,7 +7,10 @@
 //! - [`JournalReader`] iterates records in place from any sequence.
 //! - Opening a journal for writing recovers it ([`RecoveryReport`]);
 //!   [`check`] reports on a directory without changing it.
-//! - [`SnapshotStore`] keeps checksummed snapshots by sequence.
+//! - [`SnapshotStore`] keeps checksummed snapshots by sequence;
+//!   [`write_engine_snapshot`] / [`load_engine_snapshot`] put the engine's
+//!   state in one and take it back (in `DIR/snapshots/`, beside the input
+//!   journal's segments in `DIR`).
 //!
 //! FORMAT.md beside this crate's manifest is the on-disk format.
 //!
@@ -18,6 +21,7 @@
 //! on the contents of a file.
 
 mod check;
+mod engine_snapshot;
 mod error;
 pub mod format;
 mod reader;
@@ -28,6 +32,10 @@ mod snapshot;
 mod writer;
 
 pub use check::{check, segment_paths, CheckReport, Finding, SegmentSummary};
+pub use engine_snapshot::{
+    default_snapshot_dir, load_engine_snapshot, write_engine_snapshot, RestoredEngine,
+    SNAPSHOTS_SUBDIR,
+};
 pub use error::{BadFrame, JournalError, Result};
 pub use reader::{Iter, JournalReader, RecordRef};
 pub use record::{

@@ -4,8 +4,11 @@
 //! - [`run`]: driving any [`engine::MarginEngine`] with a stream of events.
 //! - [`compare`]: outputs compared as values (for scenario tests).
 //! - [`engines`]: the one place that builds a named engine.
+//! - [`source`]: events from a JSONL file or a journal directory, and
+//!   resuming from the journal's engine snapshots.
 
 pub mod compare;
 pub mod engines;
 pub mod jsonl;
 pub mod run;
+pub mod source;
