@@ -1,12 +1,15 @@
 //! The daemon's data directory: journals, metadata, and recovery.
 //!
 //! ```text
-//! {journal.dir}/
-//!   liqd-meta.toml   written once when the journal is created: format, shard, limits
-//!   input/           the input journal (the truth)
-//!   output/          the output journal (decisions and S messages = the outbound stream)
-//!   snapshots/       engine snapshots (default place; snapshot.dir overrides)
+//! {journal.dir}/           the input journal's segments (the truth)
+//!   liqd-meta.toml         written once when the journal is created: format, shard, limits
+//!   output/                the output journal (decisions and S messages = the outbound stream)
+//!   snapshots/             engine snapshots (default place; snapshot.dir overrides)
 //! ```
+//!
+//! The directory is a journal directory as `liqd journal import` makes one
+//! (segments at the top, `snapshots/` beside them), so every journal tool
+//! works on it: `liqd replay run DIR`, `liqd journal export|check DIR`.
 //!
 //! `liqd-meta.toml` makes a journal self-describing: `liqd replay run DIR`
 //! reads the shard and the capacities from it and reproduces the daemon's
@@ -134,9 +137,9 @@ impl Meta {
     }
 }
 
-/// The input journal directory of a data directory.
+/// The input journal directory of a data directory (the directory itself).
 pub fn input_dir(dir: &Path) -> PathBuf {
-    dir.join("input")
+    dir.to_path_buf()
 }
 
 /// The output journal directory of a data directory.
@@ -266,8 +269,8 @@ pub fn restore(
     base_seq: Seq,
     data: &mut DataDir,
     shard: Shard,
+    outputs: &OutputsInfo,
 ) -> Result<Restored, DataDirError> {
-    let (journaled_upto, journaled_at_last) = journaled_outputs(&output_dir(&data.dir))?;
     let reader = InputReader::open(input_dir(&data.dir))?;
     let mut engine = base;
     let mut streams = StreamPositions::default();
@@ -275,8 +278,8 @@ pub fn restore(
     let mut sink = CatchUp {
         output: &mut data.output,
         input_seq: Seq(0),
-        journaled_upto,
-        skip: journaled_at_last,
+        journaled_upto: outputs.last_decision_input,
+        skip: outputs.decisions_at_last,
         appended: 0,
         error: None,
     };
@@ -313,25 +316,44 @@ pub fn restore(
     })
 }
 
-/// The input sequence of the last decision in the output journal and how
-/// many decisions it has for that input.
-fn journaled_outputs(dir: &Path) -> Result<(Seq, u64), DataDirError> {
-    let reader = OutputReader::open(dir)?;
-    let mut last = Seq(0);
-    let mut at_last = 0;
-    for record in reader.iter() {
-        let record = record?.to_owned();
-        if matches!(record.output, OutputBody::Status(_)) {
-            continue;
+/// What the output journal says about how far decisions are journaled.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutputsInfo {
+    /// Input sequence of the last decision journaled…
+    pub last_decision_input: Seq,
+    /// …and how many decisions of that input are journaled.
+    pub decisions_at_last: u64,
+    /// Every decision of every input up to this one is journaled: the last
+    /// `S` message's `seq` (see `Pipeline::request_status`), or the input
+    /// before the last decision's.
+    pub complete_upto: Seq,
+}
+
+impl OutputsInfo {
+    /// Reads the output journal in `dir`.
+    ///
+    /// # Errors
+    /// The journal cannot be read.
+    pub fn read(dir: &Path) -> Result<OutputsInfo, DataDirError> {
+        let reader = OutputReader::open(dir)?;
+        let mut info = OutputsInfo::default();
+        for record in reader.iter() {
+            let record = record?.to_owned();
+            if let OutputBody::Status(status) = record.output {
+                info.complete_upto = info.complete_upto.max(status.seq);
+                continue;
+            }
+            if record.input_seq == info.last_decision_input {
+                info.decisions_at_last += 1;
+            } else {
+                info.last_decision_input = record.input_seq;
+                info.decisions_at_last = 1;
+            }
+            let before = Seq(record.input_seq.0.saturating_sub(1));
+            info.complete_upto = info.complete_upto.max(before);
         }
-        if record.input_seq == last {
-            at_last += 1;
-        } else {
-            last = record.input_seq;
-            at_last = 1;
-        }
+        Ok(info)
     }
-    Ok((last, at_last))
 }
 
 /// During a restore: drops the decisions already journaled, appends the

@@ -3,13 +3,17 @@
 //! into preallocated ring slots).
 
 use std::io;
+use std::sync::mpsc::Sender;
 use std::thread::JoinHandle;
 
-use engine::{Engine, Halt, Leg, Liquidation, MarginEngine, Sink};
+use engine::{Engine, Halt, Leg, Liquidation, MarginEngine, Seq, Sink};
 
 use crate::config::Idle;
 use crate::ring::{Consumer, Producer};
 use crate::ring_types::{Command, EngineInput, EngineOutput, Origin, OutputKind, LEGS_MAX};
+
+/// A snapshot taken on the engine thread: the state after input `seq`.
+pub type SnapshotMessage = (Seq, engine::SnapshotBytes);
 
 /// Starts the engine thread; it returns the engine when told to stop.
 ///
@@ -24,6 +28,7 @@ pub fn spawn(
     outputs: Producer<EngineOutput>,
     core: Option<usize>,
     idle: Idle,
+    snapshots: Option<Sender<SnapshotMessage>>,
 ) -> io::Result<JoinHandle<Engine>> {
     std::thread::Builder::new()
         .name("liqd-engine".into())
@@ -32,7 +37,7 @@ pub fn spawn(
                 pin_current_thread("engine", core);
             }
             let mut engine = engine;
-            run(&mut engine, inputs, outputs, idle);
+            run(&mut engine, inputs, outputs, idle, snapshots.as_ref());
             engine
         })
 }
@@ -62,6 +67,7 @@ pub fn run(
     mut inputs: Consumer<EngineInput>,
     mut outputs: Producer<EngineOutput>,
     idle: Idle,
+    snapshots: Option<&Sender<SnapshotMessage>>,
 ) {
     loop {
         let stopped = inputs.try_pop_with(|input| match input.command {
@@ -88,6 +94,18 @@ pub fn run(
                 };
                 push(&mut outputs, idle, |slot| {
                     slot.kind = kind;
+                    slot.origin = input.origin;
+                });
+                false
+            }
+            Command::Snapshot => {
+                // Rare (every `snapshot.interval_events`): serializing the
+                // state allocates and takes time proportional to it; the
+                // disk write happens on the writer thread.
+                let sent = snapshots
+                    .is_some_and(|tx| tx.send((input.origin.seq, engine.snapshot())).is_ok());
+                push(&mut outputs, idle, |slot| {
+                    slot.kind = OutputKind::SnapshotTaken { sent };
                     slot.origin = input.origin;
                 });
                 false

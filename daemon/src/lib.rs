@@ -21,3 +21,4 @@ pub mod pipeline;
 pub mod ring;
 pub mod ring_types;
 pub mod shard;
+pub mod startup;

@@ -20,6 +20,7 @@
 
 use std::io;
 use std::sync::atomic::Ordering;
+use std::sync::mpsc::Sender;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -29,7 +30,7 @@ use hdrhistogram::Histogram;
 use journal::{InputJournal, JournalError, OutputJournal, SourceStream, Status};
 
 use crate::config::Idle;
-use crate::engine_thread;
+use crate::engine_thread::{self, SnapshotMessage};
 use crate::metrics::{bump, Metrics, Sources};
 use crate::ring::{ring, Consumer, Producer};
 use crate::ring_types::{Command, EngineInput, EngineOutput, Origin, OutputKind};
@@ -178,6 +179,9 @@ pub struct PipelineOptions {
     pub output_slots: usize,
     pub engine_core: Option<usize>,
     pub engine_idle: Idle,
+    /// Ask the engine for a snapshot every this many journaled inputs (0:
+    /// never; needs a snapshot writer).
+    pub snapshot_interval_events: u64,
 }
 
 /// The gateway thread's end of the pipeline (see the module docs).
@@ -192,6 +196,9 @@ pub struct Pipeline {
     /// Commands pushed to the engine whose answer has not been popped.
     in_flight: u64,
     stopped: bool,
+    snapshot_interval_events: u64,
+    since_snapshot: u64,
+    snapshots_taken: u64,
     epoch: Instant,
     latency: Histogram<u64>,
     metrics: Arc<Metrics>,
@@ -213,7 +220,13 @@ impl Pipeline {
         streams: StreamPositions,
         options: PipelineOptions,
         metrics: Arc<Metrics>,
+        snapshots: Option<Sender<SnapshotMessage>>,
     ) -> Result<Pipeline, PipelineError> {
+        let snapshot_interval_events = if snapshots.is_some() {
+            options.snapshot_interval_events
+        } else {
+            0
+        };
         let (to_engine, engine_inputs) = ring(options.input_slots, EngineInput::empty);
         let (engine_outputs, from_engine) = ring(options.output_slots, EngineOutput::empty);
         let handle = engine_thread::spawn(
@@ -222,6 +235,7 @@ impl Pipeline {
             engine_outputs,
             options.engine_core,
             options.engine_idle,
+            snapshots,
         )?;
         metrics
             .input_last_seq
@@ -241,6 +255,9 @@ impl Pipeline {
             streams,
             in_flight: 0,
             stopped: false,
+            snapshot_interval_events,
+            since_snapshot: 0,
+            snapshots_taken: 0,
             epoch: Instant::now(),
             latency,
             metrics,
@@ -327,6 +344,12 @@ impl Pipeline {
             slot.origin = origin;
             slot.event = *event;
         })?;
+        self.since_snapshot += 1;
+        if self.snapshot_interval_events != 0
+            && self.since_snapshot >= self.snapshot_interval_events
+        {
+            self.request_snapshot(publish)?;
+        }
         Ok(Submitted::Queued(seq))
     }
 
@@ -335,11 +358,40 @@ impl Pipeline {
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
+    /// The `S` message's `seq` is the last input journaled now: every
+    /// decision of the inputs up to it precedes the `S` in the output
+    /// journal (a completeness watermark that restarts rely on).
     pub fn request_status(&mut self, publish: &mut dyn Publish) -> Result<(), PipelineError> {
+        let origin = Origin {
+            seq: self.last_input_seq(),
+            ..Origin::NONE
+        };
         self.push(publish, |slot| {
             slot.command = Command::Status;
-            slot.origin = Origin::NONE;
+            slot.origin = origin;
         })
+    }
+
+    /// Asks the engine thread for a snapshot of its state after the last
+    /// journaled input (written by the snapshot writer thread).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn request_snapshot(&mut self, publish: &mut dyn Publish) -> Result<(), PipelineError> {
+        self.since_snapshot = 0;
+        let origin = Origin {
+            seq: self.last_input_seq(),
+            ..Origin::NONE
+        };
+        self.push(publish, |slot| {
+            slot.command = Command::Snapshot;
+            slot.origin = origin;
+        })
+    }
+
+    /// Snapshots the engine thread handed to the writer so far.
+    pub fn snapshots_taken(&self) -> u64 {
+        self.snapshots_taken
     }
 
     fn push(
@@ -385,12 +437,12 @@ impl Pipeline {
             let Pipeline {
                 from_engine,
                 output,
-                input,
                 metrics,
                 latency,
                 epoch,
                 in_flight,
                 stopped,
+                snapshots_taken,
                 ..
             } = self;
             let popped = from_engine.try_pop_with(|slot| -> Result<(), PipelineError> {
@@ -433,7 +485,7 @@ impl Pipeline {
                         *in_flight -= 1;
                         let status = Status {
                             ts: wall_clock(),
-                            seq: input.last_seq().unwrap_or(Seq(0)),
+                            seq: origin.seq,
                             accounts,
                             liquidating,
                             halted,
@@ -450,6 +502,10 @@ impl Pipeline {
                             status_origin,
                             OutboundBody::Status(&status),
                         ));
+                    }
+                    OutputKind::SnapshotTaken { sent } => {
+                        *in_flight -= 1;
+                        *snapshots_taken += u64::from(sent);
                     }
                     OutputKind::Stopped => {
                         *in_flight -= 1;

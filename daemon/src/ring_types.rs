@@ -47,6 +47,9 @@ pub enum Command {
     /// Answer [`OutputKind::Status`] with the engine's counts (for the
     /// outbound `S` message), in order with the inputs.
     Status,
+    /// Send the engine's snapshot (state after `origin.seq`) to the
+    /// snapshot writer thread; answer [`OutputKind::SnapshotTaken`].
+    Snapshot,
     /// Answer [`OutputKind::Stopped`] and exit (every earlier input has
     /// been applied and its outputs pushed).
     Stop,
@@ -90,6 +93,8 @@ pub enum OutputKind {
         liquidating: u64,
         halted: u32,
     },
+    /// Answer to [`Command::Snapshot`] (`sent`: the writer took it).
+    SnapshotTaken { sent: bool },
     /// Answer to [`Command::Stop`].
     Stopped,
 }
