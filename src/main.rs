@@ -12,6 +12,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use daemon::shard::Shard;
 use engine::{Engine, EngineConfig, Event, Limits, Seq};
 use journal::{InputJournal, InputReader, JournalOptions, SnapshotStore, SourceStream};
 use replay::engines::{make_engine, EngineKind, ReplayEngine};
@@ -37,12 +38,22 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: receive, journal, apply, publish (until SIGINT or
+    /// SIGTERM).
+    Run(DaemonArgs),
     /// Tools over event histories.
     #[command(subcommand)]
     Replay(ReplayCommand),
     /// Input journals: import, export, check.
     #[command(subcommand)]
     Journal(JournalCommand),
+}
+
+#[derive(Args)]
+struct DaemonArgs {
+    /// The configuration file (see deploy/liqd.toml).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -159,6 +170,7 @@ impl EngineArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Run(args) => daemon::run::run(&args.config).map_err(anyhow::Error::from),
         Command::Replay(ReplayCommand::Run(args)) => replay_run(args),
         Command::Replay(ReplayCommand::Check(args)) => replay_check(args),
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
@@ -193,6 +205,15 @@ fn exit_status(error: &anyhow::Error) -> u8 {
 /// [--snapshots DIR]]`.
 fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
     let mut source = Source::open(&args.file)?;
+    // A daemon's journal directory records its shard and capacities
+    // (liqd-meta.toml): replay reproduces its decisions.
+    let meta = if args.file.is_dir() {
+        daemon::datadir::Meta::load(&args.file)?
+    } else {
+        None
+    };
+    let limits = meta.as_ref().map_or_else(Limits::default, |m| m.limits);
+    let shard = meta.as_ref().map_or(Shard::ALL, |m| m.shard);
     let (mut engine, from): (Box<dyn ReplayEngine>, Seq) = if args.from_snapshot {
         anyhow::ensure!(
             matches!(args.engine, EngineArg::Fast),
@@ -201,7 +222,7 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
         let resumed = resume(
             &source,
             args.snapshots.as_deref(),
-            Limits::default(),
+            limits,
             EngineConfig::default(),
         )?;
         for (path, why) in &resumed.skipped {
@@ -218,7 +239,7 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
         }
         (Box::new(resumed.engine), resumed.from)
     } else {
-        (make_engine(args.engine.kind(), Limits::default()), Seq(1))
+        (make_engine(args.engine.kind(), limits), Seq(1))
     };
     let mut sink = JsonlSink::new(BufWriter::with_capacity(
         IO_BUFFER_BYTES,
@@ -228,6 +249,7 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
     let mut read = Ok(());
     for item in source.events(from) {
         match item {
+            Ok((_, event)) if !shard.applies(&event) => {}
             Ok((seq, event)) => {
                 apply_one(engine.margin_engine(), seq, &event, &mut sink, &mut summary);
                 if sink.error().is_some() {

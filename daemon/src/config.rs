@@ -104,6 +104,8 @@ pub struct Streams {
     pub md: StreamConfig,
     pub orders: StreamConfig,
     pub admin: StreamConfig,
+    /// SO_RCVBUF of the inbound sockets (none: the system default).
+    pub socket_recv_buffer_bytes: Option<usize>,
 }
 
 /// One inbound MoldUDP64 stream.
@@ -126,13 +128,14 @@ pub struct StreamConfig {
     pub retransmit: Option<SocketAddr>,
     /// Market data only: how long a gap is waited for before skipping it.
     pub gap_wait_us: Option<u64>,
-    /// Orders and admin: messages held behind an open gap (bounded).
-    #[serde(default = "default_hold_messages")]
-    pub hold_messages: usize,
+    /// Packets held ahead of an open gap (bounded, preallocated; orders
+    /// and admin wait for the gap, market data until `gap_wait_us`).
+    #[serde(default = "default_hold_packets")]
+    pub hold_packets: usize,
 }
 
-fn default_hold_messages() -> usize {
-    65_536
+fn default_hold_packets() -> usize {
+    1024
 }
 
 /// The outbound liquidation stream.
@@ -546,11 +549,8 @@ impl Config {
                     "only the market-data stream skips gaps (orders and admin never do)",
                 ));
             }
-            if stream.hold_messages == 0 || stream.hold_messages > 1 << 24 {
-                return Err(ConfigError::new(
-                    key("hold_messages"),
-                    "must be in 1..=2^24",
-                ));
+            if stream.hold_packets == 0 || stream.hold_packets > 1 << 20 {
+                return Err(ConfigError::new(key("hold_packets"), "must be in 1..=2^20"));
             }
         }
         let ports = [

@@ -284,6 +284,11 @@ impl Pipeline {
         self.output.next_seq()
     }
 
+    /// Commands pushed to the engine whose answer has not come back.
+    pub fn in_flight(&self) -> u64 {
+        self.in_flight
+    }
+
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }

@@ -209,8 +209,8 @@ fn invalid_values_name_their_key() {
             "streams.md.multicast_group: 10.0.0.1 is not a multicast address",
         ),
         (
-            "hold_messages = 65536",
-            "hold_messages = 65536\ngap_wait_us = 5",
+            "hold_packets = 1024",
+            "hold_packets = 1024\ngap_wait_us = 5",
             "streams.orders.gap_wait_us: only the market-data stream skips gaps",
         ),
         (
