@@ -5,6 +5,9 @@
 //! file that cannot be opened or read, standard output closed, an engine
 //! not built in).
 
+mod feed;
+mod listen;
+
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -47,6 +50,11 @@ enum Command {
     /// Input journals: import, export, check.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Publish a JSONL event file as the venue's three MoldUDP64 streams
+    /// (a test venue) and answer re-requests.
+    Feed(feed::FeedArgs),
+    /// Print liqd's outbound MoldUDP64 stream as JSONL, re-requesting gaps.
+    Listen(listen::ListenArgs),
 }
 
 #[derive(Args)]
@@ -177,6 +185,8 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
         Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
+        Command::Feed(args) => feed::feed(args),
+        Command::Listen(args) => listen::listen(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -75,6 +75,70 @@
 //! (a fill on market data) is malformed (`TypeNotOnStream`): the market-data
 //! stream may skip, so a fill must never travel there.
 //!
+//! # Publishing (the outbound stream)
+//!
+//! [`Publisher`] is the pure sending side of a session: `push_halt`,
+//! `push_liquidation` (→ `(first_seq, message_count)`), `push_status`,
+//! `push(&raw_message)`; `flush(now, send)` sends the current datagram;
+//! `tick(now, send)` flushes or heartbeats when idle
+//! (`heartbeat_interval_ns`); `end_session`; `answer(&ReRequest, send)`
+//! re-sends from a [`Retention`] store (`retain(seq, bytes)` /
+//! `fetch(seq, out)`). [`RingRetention`] keeps the last N messages in memory;
+//! a journal-backed store must map outbound message sequences to output
+//! records (a liquidation with > 64 legs takes several sequences: keep
+//! `(first_msg_seq, record_seq)` per record, or encode every record's
+//! messages again with [`wire::encode_liquidation_part`] — deterministic,
+//! so the re-sent bytes are identical).
+//!
+//! # The socket loop (the daemon's gateway thread)
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use feed_gateway::wire::{Origin, Session, Stream};
+//! use feed_gateway::{Gateway, GatewayConfig, GatewayHandler, InboundConfig, OutboundConfig,
+//!                    PublisherConfig, ReceiverConfig, RingRetention};
+//! # struct H; impl GatewayHandler for H { fn on_event(&mut self, _: Stream, _: u64,
+//! #     _: engine::UnixNanos, _: &engine::Event) {} }
+//! # fn main() -> std::io::Result<()> {
+//! let mut orders = InboundConfig::unicast("0.0.0.0:7002".parse().unwrap());
+//! orders.retrans = Some("10.0.0.5:7102".parse().unwrap());
+//! let config = GatewayConfig {
+//!     inbound: [Some(InboundConfig::unicast("0.0.0.0:7001".parse().unwrap())),
+//!               Some(orders), None],
+//!     outbound: Some(OutboundConfig {
+//!         bind: "0.0.0.0:7100".parse().unwrap(),
+//!         destinations: vec!["10.0.0.9:7200".parse().unwrap()],
+//!         publisher: PublisherConfig::outbound(Session::new("LIQD1").unwrap()),
+//!     }),
+//!     receiver: ReceiverConfig::default(),
+//!     socket_recv_buffer_bytes: Some(8 << 20),
+//!     socket_send_buffer_bytes: None,
+//! };
+//! let mut gateway = Gateway::new(config, RingRetention::new(65_536, 1332))?;
+//! gateway.receiver_mut().set_next_expected(Stream::Orders, 1); // from the journal
+//! let waker = gateway.waker(); // the engine thread calls waker.wake() after pushing outputs
+//! let mut handler = H;
+//! loop {
+//!     // None: wait in epoll (woken by a packet, the waker or a deadline);
+//!     // Some(Duration::ZERO): busy poll.
+//!     gateway.poll(None, &mut handler)?;
+//!     // drain the output ring: gateway.publish_halt(&halt, origin),
+//!     // gateway.publish_liquidation(&liquidation, &legs, origin), then:
+//!     gateway.flush();
+//! #   break;
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! `poll` receives everything readable on the three inbound sockets (a
+//! source outside a stream's allowlist is dropped and counted), hands events
+//! to `handler.on_event(stream, stream_seq, recv_ts, &event)` and notices to
+//! `handler.on_notice(stream, source, &notice)`, sends re-requests to each
+//! stream's retransmission address, answers keepers' re-requests on the
+//! outbound socket, handles market-data skips and re-request retries, and
+//! heartbeats. Counters: [`Gateway::counters`], `gateway.receiver().stream(s)
+//! .counters()` / `.malformed_messages()`, `gateway.publisher().counters()`.
+//!
 //! Steady state allocates nothing: hold buffers are preallocated, events are
 //! decoded into a stack value, notices are plain values.
 

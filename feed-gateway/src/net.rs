@@ -17,12 +17,13 @@
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket as StdUdpSocket};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use engine::{Event, Halt, Leg, Liquidation, UnixNanos};
 use journal::Status;
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll, Token, Waker};
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::publisher::{PublishError, Publisher, PublisherConfig, Retention};
@@ -119,6 +120,7 @@ pub struct GatewayCounters {
 }
 
 const OUTBOUND_TOKEN: Token = Token(3);
+const WAKER_TOKEN: Token = Token(4);
 
 struct Outbound<R: Retention> {
     socket: UdpSocket,
@@ -136,6 +138,7 @@ pub struct Gateway<R: Retention> {
     buffer: Vec<u8>,
     counters: GatewayCounters,
     clock: fn() -> u64,
+    waker: Arc<Waker>,
 }
 
 /// Nanoseconds since the Unix epoch on the system clock.
@@ -182,6 +185,7 @@ impl<R: Retention> Gateway<R> {
     /// (`InvalidInput`).
     pub fn new(config: GatewayConfig, retention: R) -> io::Result<Gateway<R>> {
         let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), WAKER_TOKEN)?);
         let mut receiver = Receiver::new(&config.receiver);
         let mut inbound: [Option<(UdpSocket, InboundConfig)>; 3] = [None, None, None];
         for stream in Stream::ALL {
@@ -232,7 +236,14 @@ impl<R: Retention> Gateway<R> {
             buffer: vec![0; DATAGRAM_BYTES_MAX + 1],
             counters: GatewayCounters::default(),
             clock: system_now_ns,
+            waker,
         })
+    }
+
+    /// Wakes a [`poll`](Self::poll) blocked in epoll from another thread
+    /// (the engine thread after pushing outputs: `waker.wake()`).
+    pub fn waker(&self) -> Arc<Waker> {
+        Arc::clone(&self.waker)
     }
 
     /// Replaces the clock (tests; a TSC clock).
@@ -313,7 +324,7 @@ impl<R: Retention> Gateway<R> {
             Err(e) => return Err(e),
         }
         let mut received = 0;
-        let mut readable = [false; 4];
+        let mut readable = [false; 5];
         for event in self.events.iter() {
             if let Some(flag) = readable.get_mut(event.token().0) {
                 *flag = true;

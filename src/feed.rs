@@ -1,0 +1,356 @@
+//! `liqd feed`: publishes a JSONL event file as the venue's three MoldUDP64
+//! streams (market data, orders, admin; each event routed to its stream by
+//! type) and answers re-requests — a test venue for `liqd run`.
+//!
+//! One UDP socket sends every stream and receives re-requests (routed to
+//! the stream by session name); bind it with `--retrans-bind` so receivers
+//! know where to re-request. Datagrams go out in file order: a datagram is
+//! sent before a message of another stream is queued, so a receiver sees
+//! the streams interleaved as the file is (arrival order across sockets is
+//! still the network's: use `--rate` to space events). After the last
+//! event: a heartbeat per stream, `--linger-ms` answering re-requests
+//! (heartbeats every `--heartbeat-ms`), then end of session (unless
+//! `--keep-session`).
+
+use std::io;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Args;
+use feed_gateway::wire::{
+    encode_event, encode_heartbeat, ReRequest, Session, Stream, DATAGRAM_BYTES_DEFAULT,
+    DATAGRAM_BYTES_MAX, INBOUND_BYTES_MAX,
+};
+use feed_gateway::{Publisher, PublisherConfig, RingRetention};
+use replay::jsonl::EventReader;
+
+use crate::open_input;
+
+#[derive(Args)]
+pub struct FeedArgs {
+    /// JSONL event file (PROTOCOL.md §5); `-` reads standard input.
+    #[arg(long)]
+    input: PathBuf,
+    /// Destination of the market-data stream (M, X).
+    #[arg(long)]
+    md: SocketAddr,
+    /// Destination of the order stream (F, B, N).
+    #[arg(long)]
+    orders: SocketAddr,
+    /// Destination of the admin stream (A, I, G, P).
+    #[arg(long)]
+    admin: SocketAddr,
+    /// Events per second (default: as fast as the socket takes them).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Local address to send from and to receive re-requests on (default
+    /// an ephemeral port on 0.0.0.0).
+    #[arg(long)]
+    retrans_bind: Option<SocketAddr>,
+    /// Session name prefix (≤ 9 characters; the stream letter M/O/A is
+    /// appended). Default: 9 digits from the clock.
+    #[arg(long)]
+    session: Option<String>,
+    /// Largest datagram.
+    #[arg(long, default_value_t = DATAGRAM_BYTES_DEFAULT)]
+    datagram_bytes: usize,
+    /// Messages kept per stream for re-requests.
+    #[arg(long, default_value_t = 65_536)]
+    retain: usize,
+    /// Heartbeat interval while idle.
+    #[arg(long, default_value_t = 1000)]
+    heartbeat_ms: u64,
+    /// How long to keep answering re-requests after the last event.
+    #[arg(long, default_value_t = 1000)]
+    linger_ms: u64,
+    /// Do not send end of session at the end.
+    #[arg(long)]
+    keep_session: bool,
+}
+
+/// Per-stream sending state.
+struct Outlet {
+    publisher: Publisher<RingRetention>,
+    destination: SocketAddr,
+}
+
+struct Feed {
+    socket: UdpSocket,
+    outlets: [Outlet; 3],
+    started: Instant,
+    buffer: Vec<u8>,
+    rerequests: u64,
+    bad_rerequests: u64,
+    send_errors: u64,
+}
+
+/// Sends, waiting while the socket's buffer is full (a burst must not be
+/// dropped by our own socket). Other errors are counted.
+fn send_all(socket: &UdpSocket, datagram: &[u8], to: SocketAddr, errors: &mut u64) {
+    loop {
+        match socket.send_to(datagram, to) {
+            Ok(_) => return,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                std::thread::sleep(Duration::from_micros(50));
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                *errors += 1;
+                return;
+            }
+        }
+    }
+}
+
+impl Feed {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn push(&mut self, stream: Stream, message: &[u8]) -> anyhow::Result<()> {
+        let now = self.now_ns();
+        let Feed {
+            socket,
+            outlets,
+            send_errors,
+            ..
+        } = self;
+        let outlet = &mut outlets[stream.index()];
+        let to = outlet.destination;
+        outlet
+            .publisher
+            .push(message, now, &mut |d| send_all(socket, d, to, send_errors))?;
+        Ok(())
+    }
+
+    fn flush(&mut self, stream: Stream) {
+        let now = self.now_ns();
+        let Feed {
+            socket,
+            outlets,
+            send_errors,
+            ..
+        } = self;
+        let outlet = &mut outlets[stream.index()];
+        let to = outlet.destination;
+        outlet
+            .publisher
+            .flush(now, &mut |d| send_all(socket, d, to, send_errors));
+    }
+
+    fn heartbeat(&mut self, stream: Stream) {
+        let outlet = &self.outlets[stream.index()];
+        let datagram = encode_heartbeat(outlet.publisher.session(), outlet.publisher.next_seq());
+        send_all(
+            &self.socket,
+            &datagram,
+            outlet.destination,
+            &mut self.send_errors,
+        );
+    }
+
+    /// Heartbeats and flushes as the publishers' intervals say.
+    fn tick(&mut self) {
+        let now = self.now_ns();
+        let Feed {
+            socket,
+            outlets,
+            send_errors,
+            ..
+        } = self;
+        for outlet in outlets.iter_mut() {
+            let to = outlet.destination;
+            outlet
+                .publisher
+                .tick(now, &mut |d| send_all(socket, d, to, send_errors));
+        }
+    }
+
+    /// Answers every re-request waiting on the socket.
+    fn serve(&mut self) {
+        loop {
+            let (len, from) = match self.socket.recv_from(&mut self.buffer) {
+                Ok(got) => got,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                // WouldBlock, or an ICMP error reported on the socket.
+                Err(_) => return,
+            };
+            let Ok(request) = ReRequest::decode(&self.buffer[..len]) else {
+                self.bad_rerequests += 1;
+                continue;
+            };
+            let Feed {
+                socket,
+                outlets,
+                send_errors,
+                rerequests,
+                ..
+            } = self;
+            if let Some(outlet) = outlets
+                .iter_mut()
+                .find(|o| o.publisher.session() == request.session)
+            {
+                *rerequests += 1;
+                outlet
+                    .publisher
+                    .answer(&request, &mut |d| send_all(socket, d, from, send_errors));
+            } else {
+                self.bad_rerequests += 1;
+            }
+        }
+    }
+
+    /// Serves re-requests and heartbeats until `until`.
+    fn wait_until(&mut self, until: Instant) {
+        loop {
+            self.serve();
+            self.tick();
+            let now = Instant::now();
+            if now >= until {
+                return;
+            }
+            let left = until - now;
+            if left > Duration::from_micros(200) {
+                std::thread::sleep(
+                    (left - Duration::from_micros(100)).min(Duration::from_millis(1)),
+                );
+            } else {
+                std::hint::spin_loop();
+            }
+        }
+    }
+}
+
+fn session_names(prefix: Option<&str>) -> anyhow::Result<[Session; 3]> {
+    let prefix = match prefix {
+        Some(p) => p.to_owned(),
+        None => format!(
+            "{:09}",
+            feed_gateway::net::system_now_ns() / 1_000 % 1_000_000_000
+        ),
+    };
+    if prefix.len() > 9 {
+        bail!("--session: at most 9 characters (the stream letter is appended)");
+    }
+    let make = |letter: char| {
+        Session::new(&format!("{prefix}{letter}")).map_err(|e| anyhow::anyhow!("--session: {e}"))
+    };
+    Ok([make('M')?, make('O')?, make('A')?])
+}
+
+/// `liqd feed`.
+pub fn feed(args: &FeedArgs) -> anyhow::Result<()> {
+    if args.datagram_bytes > DATAGRAM_BYTES_MAX {
+        bail!("--datagram-bytes: at most {DATAGRAM_BYTES_MAX}");
+    }
+    if let Some(rate) = args.rate {
+        if !(rate > 0.0 && rate.is_finite()) {
+            bail!("--rate: a positive number of events per second");
+        }
+    }
+    let sessions = session_names(args.session.as_deref())?;
+    let bind = args
+        .retrans_bind
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    let socket = UdpSocket::bind(bind).with_context(|| format!("binding {bind}"))?;
+    socket.set_nonblocking(true)?;
+    let destinations = [args.md, args.orders, args.admin];
+    let mut outlets = Vec::with_capacity(3);
+    for stream in Stream::ALL {
+        let config = PublisherConfig {
+            session: sessions[stream.index()],
+            datagram_bytes_max: args.datagram_bytes,
+            message_bytes_max: INBOUND_BYTES_MAX,
+            heartbeat_interval_ns: args.heartbeat_ms.saturating_mul(1_000_000),
+        };
+        let publisher = Publisher::new(config, RingRetention::new(args.retain, INBOUND_BYTES_MAX))
+            .map_err(|e| anyhow::anyhow!("--datagram-bytes: {e}"))?;
+        outlets.push(Outlet {
+            publisher,
+            destination: destinations[stream.index()],
+        });
+    }
+    let Ok(outlets) = <[Outlet; 3]>::try_from(outlets) else {
+        bail!("three streams expected");
+    };
+    let mut feed = Feed {
+        socket,
+        outlets,
+        started: Instant::now(),
+        buffer: vec![0; 2048],
+        rerequests: 0,
+        bad_rerequests: 0,
+        send_errors: 0,
+    };
+    eprintln!(
+        "feed: sending from {} (sessions {} {} {})",
+        feed.socket.local_addr()?,
+        sessions[0],
+        sessions[1],
+        sessions[2]
+    );
+
+    let (input, name) = open_input(&args.input)?;
+    let mut reader = EventReader::new(input, name);
+    let mut counts = [0u64; 3];
+    let mut current: Option<Stream> = None;
+    let mut message = [0u8; INBOUND_BYTES_MAX];
+    let mut index: u64 = 0;
+    while let Some(event) = reader.read_event()? {
+        let stream = Stream::of_event(&event);
+        let len = encode_event(&event, &mut message)
+            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", reader.file(), reader.line()))?;
+        if let Some(rate) = args.rate {
+            let due = feed.started + Duration::from_secs_f64(index as f64 / rate);
+            feed.wait_until(due);
+        }
+        if current.is_some_and(|c| c != stream) {
+            if let Some(c) = current {
+                feed.flush(c);
+            }
+        }
+        feed.push(stream, &message[..len])?;
+        current = Some(stream);
+        if args.rate.is_some() {
+            feed.flush(stream);
+        }
+        counts[stream.index()] += 1;
+        index += 1;
+        if index & 63 == 0 {
+            feed.serve();
+        }
+    }
+    for stream in Stream::ALL {
+        feed.flush(stream);
+        feed.heartbeat(stream);
+    }
+    feed.wait_until(Instant::now() + Duration::from_millis(args.linger_ms));
+    if !args.keep_session {
+        let now = feed.now_ns();
+        let Feed {
+            socket,
+            outlets,
+            send_errors,
+            ..
+        } = &mut feed;
+        for outlet in outlets.iter_mut() {
+            let to = outlet.destination;
+            outlet
+                .publisher
+                .end_session(now, &mut |d| send_all(socket, d, to, send_errors));
+        }
+    }
+    eprintln!(
+        "feed: {} events (md {}, orders {}, admin {}); re-requests answered {}, bad {}; send errors {}",
+        index,
+        counts[0],
+        counts[1],
+        counts[2],
+        feed.rerequests,
+        feed.bad_rerequests,
+        feed.send_errors
+    );
+    Ok(())
+}
