@@ -83,8 +83,9 @@ pub struct Config {
     pub rings: Rings,
     #[serde(default)]
     pub metrics: Metrics,
-    #[serde(default)]
-    pub params: ParamsConfig,
+    /// Absent: no `P` event (the engine's defaults apply until one
+    /// arrives on the admin stream).
+    pub params: Option<ParamsConfig>,
     #[serde(default)]
     pub assets: Vec<AssetConfig>,
     #[serde(default)]
@@ -202,7 +203,7 @@ fn default_flush_ms() -> u64 {
 
 /// Engine snapshots.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct SnapshotConfig {
     /// Default: `{journal.dir}/snapshots`.
     pub dir: Option<PathBuf>,
@@ -224,7 +225,7 @@ impl Default for SnapshotConfig {
 
 /// Threads: pinning and idle strategies.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Threads {
     /// Core to pin the engine thread to (none: not pinned).
     pub engine_core: Option<usize>,
@@ -250,7 +251,7 @@ impl Default for Threads {
 
 /// Engine capacities ([`engine::Limits`]).
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
     pub accounts_max: u32,
     pub instruments_max: u32,
@@ -286,7 +287,7 @@ impl LimitsConfig {
 
 /// Ring sizes (slots, powers of two).
 #[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Rings {
     pub input_slots: usize,
     pub output_slots: usize,
@@ -303,7 +304,7 @@ impl Default for Rings {
 
 /// Observability.
 #[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct Metrics {
     /// Address of the Prometheus `/metrics` endpoint (none: off).
     pub listen: Option<SocketAddr>,
@@ -327,16 +328,6 @@ pub struct ParamsConfig {
     pub partial_liquidation: bool,
     pub liquidation_cooldown_ns: u64,
     pub warn_ratio: String,
-}
-
-impl Default for ParamsConfig {
-    fn default() -> Self {
-        ParamsConfig {
-            partial_liquidation: true,
-            liquidation_cooldown_ns: 1_000_000_000,
-            warn_ratio: "1.25".to_owned(),
-        }
-    }
 }
 
 /// An initial asset definition (`A`).
@@ -647,10 +638,14 @@ impl Config {
         Ok(())
     }
 
-    /// The initial definitions as events, in journal order: params, assets,
-    /// instruments, risk parameters (each list in file order), all `ts` 0.
+    /// The initial definitions as events, in journal order: params (if
+    /// given), assets, instruments, risk parameters (each list in file
+    /// order), all `ts` 0.
     fn initial_events(&self, limits: &Limits) -> Result<Vec<Event>, ConfigError> {
-        let mut events = vec![Event::Params(self.params_event()?)];
+        let mut events = Vec::new();
+        if let Some(params) = &self.params {
+            events.push(Event::Params(params_event(params)?));
+        }
         let mut assets = BTreeMap::new();
         for (i, a) in self.assets.iter().enumerate() {
             let key = |field: &str| format!("assets[{i}].{field}");
@@ -708,20 +703,19 @@ impl Config {
         }
         Ok(events)
     }
+}
 
-    fn params_event(&self) -> Result<EngineParams, ConfigError> {
-        let p = &self.params;
-        let warn_ratio = decimal(&p.warn_ratio, "params.warn_ratio")?;
-        if warn_ratio < Fixed8::ONE || i128::from(warn_ratio.0) > FACTOR_MANTISSA_MAX {
-            return Err(ConfigError::new("params.warn_ratio", "must be in [1, 100]"));
-        }
-        Ok(EngineParams {
-            ts: UnixNanos(0),
-            partial_liquidation: p.partial_liquidation,
-            liquidation_cooldown_ns: p.liquidation_cooldown_ns,
-            warn_ratio,
-        })
+fn params_event(p: &ParamsConfig) -> Result<EngineParams, ConfigError> {
+    let warn_ratio = decimal(&p.warn_ratio, "params.warn_ratio")?;
+    if warn_ratio < Fixed8::ONE || i128::from(warn_ratio.0) > FACTOR_MANTISSA_MAX {
+        return Err(ConfigError::new("params.warn_ratio", "must be in [1, 100]"));
     }
+    Ok(EngineParams {
+        ts: UnixNanos(0),
+        partial_liquidation: p.partial_liquidation,
+        liquidation_cooldown_ns: p.liquidation_cooldown_ns,
+        warn_ratio,
+    })
 }
 
 fn check_session(session: &str) -> Result<(), String> {
