@@ -565,6 +565,11 @@ impl Pipeline {
         m.latency_samples.store(h.len(), Ordering::Relaxed);
     }
 
+    /// Forgets the latency samples so far (after a warm-up).
+    pub fn reset_latency(&mut self) {
+        self.latency.reset();
+    }
+
     /// The in-process latency histogram (receive → engine done), ns.
     pub fn latency(&self) -> &Histogram<u64> {
         &self.latency

@@ -389,3 +389,45 @@ fn a_restart_with_another_shard_is_refused_naming_the_key() {
     };
     assert!(err.starts_with("shard: \"1/2\" differs"), "{err}");
 }
+
+#[test]
+fn the_final_status_counts_accounts_cooldowns_and_halts() {
+    let mut checked_halted = false;
+    let mut checked_liquidating = false;
+    for path in scenarios() {
+        let events = arrivals(&path);
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (published, report, _) = run(&options(dir.path(), Shard::ALL), &events);
+        let Some(OwnedOutbound::Status { status, .. }) = published.last() else {
+            panic!("{}: the stop publishes an S last", path.display());
+        };
+        // The reference: a replayed engine and the halts it announced.
+        let mut engine = Engine::new(Limits::default());
+        let mut sink = engine::VecSink::default();
+        for (i, (_, _, event)) in events.iter().enumerate() {
+            let _ = engine.apply(Seq(i as u64 + 1), event, &mut sink);
+        }
+        let mut halts = BTreeMap::new();
+        for output in &sink.outputs {
+            if let Output::Halt(h) = output {
+                halts.insert((h.instrument, h.reason), h.on);
+            }
+        }
+        let halted: BTreeSet<_> = halts
+            .iter()
+            .filter(|(_, on)| **on)
+            .map(|((instrument, _), _)| *instrument)
+            .collect();
+        let name = path.display();
+        assert_eq!(status.seq, report.last_input_seq, "{name}");
+        assert_eq!(status.accounts, engine.account_count() as u64, "{name}");
+        assert_eq!(status.halted, halted.len() as u32, "{name}");
+        assert_eq!(status.liquidating, engine.accounts_in_cooldown(), "{name}");
+        checked_halted |= status.halted > 0;
+        checked_liquidating |= status.liquidating > 0;
+    }
+    assert!(
+        checked_halted && checked_liquidating,
+        "some scenario ends halted and in cooldown"
+    );
+}
