@@ -94,8 +94,9 @@ pub struct GatewayConfig {
 
 /// What the daemon receives from [`Gateway::poll`].
 pub trait GatewayHandler {
-    /// Event `stream_seq` of `stream`, received at `recv_ts` (gateway
-    /// clock), once and in stream order.
+    /// Event `stream_seq` of `stream`, once and in stream order. `recv_ts`
+    /// is the kernel's receive time of its datagram (Linux SO_TIMESTAMPNS,
+    /// CLOCK_REALTIME), else the gateway clock when it was read.
     fn on_event(&mut self, stream: Stream, stream_seq: u64, recv_ts: UnixNanos, event: &Event);
     /// Something to log: a malformed packet or message, a gap, a session
     /// change… with the datagram's source when there is one.
@@ -121,6 +122,14 @@ pub struct GatewayCounters {
 
 const OUTBOUND_TOKEN: Token = Token(3);
 const WAKER_TOKEN: Token = Token(4);
+/// Datagrams read from one socket before the next socket's turn: streams
+/// arriving together are interleaved in small batches, not one drained
+/// after the other.
+const BATCH_DATAGRAMS: usize = 8;
+/// Datagrams read by one `poll` at most (then it returns so the caller can
+/// publish; sockets not drained yet are read at the next call, which then
+/// does not wait).
+const POLL_DATAGRAMS_MAX: usize = 256;
 
 struct Outbound<R: Retention> {
     socket: UdpSocket,
@@ -139,7 +148,37 @@ pub struct Gateway<R: Retention> {
     counters: GatewayCounters,
     clock: fn() -> u64,
     waker: Arc<Waker>,
+    /// Sockets (inbound 0..3, outbound 3) that may still hold datagrams.
+    pending: [bool; 4],
+    /// One datagram read ahead per inbound stream, so streams are merged
+    /// in arrival order (see [`Gateway::poll`]).
+    staged: [Staged; 3],
+    stage_buffers: [Vec<u8>; 3],
+    control: ControlBuffer,
 }
+
+/// A datagram read from a stream's socket, not yet handled.
+#[derive(Clone, Copy, Debug)]
+struct Staged {
+    full: bool,
+    len: usize,
+    source: SocketAddr,
+    /// Kernel receive time (SO_TIMESTAMPNS) or, without it, the clock at
+    /// the read.
+    recv_ts_ns: u64,
+}
+
+impl Staged {
+    const EMPTY: Staged = Staged {
+        full: false,
+        len: 0,
+        source: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
+        recv_ts_ns: 0,
+    };
+}
+
+/// Room for the receive-timestamp control message (8-byte aligned).
+type ControlBuffer = [u64; 16];
 
 /// Nanoseconds since the Unix epoch on the system clock.
 pub fn system_now_ns() -> u64 {
@@ -198,6 +237,8 @@ impl<R: Retention> Gateway<R> {
                 config.socket_recv_buffer_bytes,
                 config.socket_send_buffer_bytes,
             )?;
+            // Without kernel timestamps the clock at the read stands in.
+            let _ = kernel_time::enable(&std);
             let mut socket = UdpSocket::from_std(std);
             poll.registry()
                 .register(&mut socket, Token(stream.index()), Interest::READABLE)?;
@@ -237,6 +278,14 @@ impl<R: Retention> Gateway<R> {
             counters: GatewayCounters::default(),
             clock: system_now_ns,
             waker,
+            pending: [false; 4],
+            staged: [Staged::EMPTY; 3],
+            stage_buffers: [
+                vec![0; DATAGRAM_BYTES_MAX + 1],
+                vec![0; DATAGRAM_BYTES_MAX + 1],
+                vec![0; DATAGRAM_BYTES_MAX + 1],
+            ],
+            control: [0; 16],
         })
     }
 
@@ -290,7 +339,10 @@ impl<R: Retention> Gateway<R> {
 
     /// Waits up to `timeout` (None: until something happens; `Some(0)`:
     /// busy poll) — but never past the next receiver or publisher deadline —
-    /// then receives everything readable, handles time (market-data skips,
+    /// then receives what is readable — datagrams queued on several inbound
+    /// sockets are handled in kernel arrival order (one staged per socket,
+    /// the earliest first), at most 256 per call (the next call goes on
+    /// without waiting) — handles time (market-data skips,
     /// re-request retries, heartbeats) and sends re-requests. Returns the
     /// number of datagrams received.
     ///
@@ -318,25 +370,25 @@ impl<R: Retention> Gateway<R> {
             }
             None => timeout,
         };
+        // Sockets left undrained (or datagrams staged) by the last call: do
+        // not wait.
+        let busy = self.pending.contains(&true) || self.staged.iter().any(|s| s.full);
+        let timeout = if busy { Some(Duration::ZERO) } else { timeout };
         match self.poll.poll(&mut self.events, timeout) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(e),
         }
-        let mut received = 0;
-        let mut readable = [false; 5];
         for event in self.events.iter() {
-            if let Some(flag) = readable.get_mut(event.token().0) {
+            if let Some(flag) = self.pending.get_mut(event.token().0) {
                 *flag = true;
             }
         }
-        for stream in Stream::ALL {
-            if readable[stream.index()] {
-                received += self.drain_stream(stream, handler);
-            }
-        }
-        if readable[OUTBOUND_TOKEN.0] {
-            received += self.drain_outbound();
+        let mut received = self.receive_inbound(handler, POLL_DATAGRAMS_MAX);
+        while received < POLL_DATAGRAMS_MAX && self.pending[OUTBOUND_TOKEN.0] {
+            let (count, drained) = self.drain_outbound(BATCH_DATAGRAMS);
+            received += count;
+            self.pending[OUTBOUND_TOKEN.0] = !drained;
         }
         let now = (self.clock)();
         let mut adapter = Adapter {
@@ -352,36 +404,96 @@ impl<R: Retention> Gateway<R> {
         Ok(received)
     }
 
-    fn drain_stream(&mut self, stream: Stream, handler: &mut impl GatewayHandler) -> usize {
-        let mut received = 0;
-        loop {
-            let Some((socket, config)) = &self.inbound[stream.index()] else {
-                return received;
+    /// Handles up to `max` inbound datagrams in arrival order across the
+    /// streams: each readable socket has its next datagram staged, the
+    /// earliest staged one (kernel receive time) is handled, its socket
+    /// refilled. Returns the number handled.
+    fn receive_inbound(&mut self, handler: &mut impl GatewayHandler, max: usize) -> usize {
+        let mut handled = 0;
+        while handled < max {
+            for stream in Stream::ALL {
+                let i = stream.index();
+                if self.pending[i] && !self.staged[i].full {
+                    self.pending[i] = self.stage(stream);
+                }
+            }
+            // Readiness is fresh right after the wait; later, a datagram may
+            // have reached a socket not flagged readable: look before
+            // handling a later one (costs a read only in bursts).
+            if handled > 0 && self.staged.iter().any(|s| s.full) {
+                for stream in Stream::ALL {
+                    let i = stream.index();
+                    if !self.pending[i] && !self.staged[i].full && self.inbound[i].is_some() {
+                        self.pending[i] = self.stage(stream);
+                    }
+                }
+            }
+            let next = Stream::ALL
+                .into_iter()
+                .filter(|s| self.staged[s.index()].full)
+                .min_by_key(|s| (self.staged[s.index()].recv_ts_ns, s.index()));
+            let Some(stream) = next else {
+                break;
             };
-            let (len, source) = match socket.recv_from(&mut self.buffer) {
-                Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return received,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            self.handle_staged(stream, handler);
+            handled += 1;
+        }
+        handled
+    }
+
+    /// Reads the stream's next datagram into its stage; `false` when the
+    /// socket is drained (WouldBlock, or an error: counted; the next
+    /// datagram wakes it again).
+    fn stage(&mut self, stream: Stream) -> bool {
+        let i = stream.index();
+        let Some((socket, _)) = &self.inbound[i] else {
+            return false;
+        };
+        loop {
+            match kernel_time::recv(socket, &mut self.stage_buffers[i], &mut self.control) {
+                Ok((len, source, kernel_ts)) => {
+                    self.staged[i] = Staged {
+                        full: true,
+                        len,
+                        source,
+                        recv_ts_ns: kernel_ts.unwrap_or_else(self.clock),
+                    };
+                    return true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(_) => {
                     self.counters.recv_errors += 1;
-                    return received;
+                    return false;
                 }
-            };
-            received += 1;
-            if !config.allows(source.ip()) {
-                self.counters.rejected_sources[stream.index()] += 1;
-                continue;
             }
-            let now = (self.clock)();
-            let mut adapter = Adapter {
-                handler: &mut *handler,
-                recv_ts: UnixNanos(now),
-                source: Some(source),
-            };
-            self.receiver
-                .on_datagram(stream, &self.buffer[..len], now, &mut adapter);
-            self.send_rerequest(stream);
         }
+    }
+
+    fn handle_staged(&mut self, stream: Stream, handler: &mut impl GatewayHandler) {
+        let i = stream.index();
+        let staged = self.staged[i];
+        self.staged[i].full = false;
+        let Some((_, config)) = &self.inbound[i] else {
+            return;
+        };
+        if !config.allows(staged.source.ip()) {
+            self.counters.rejected_sources[i] += 1;
+            return;
+        }
+        let now = (self.clock)();
+        let mut adapter = Adapter {
+            handler,
+            recv_ts: UnixNanos(staged.recv_ts_ns),
+            source: Some(staged.source),
+        };
+        self.receiver.on_datagram(
+            stream,
+            &self.stage_buffers[i][..staged.len],
+            now,
+            &mut adapter,
+        );
+        self.send_rerequest(stream);
     }
 
     fn send_rerequest(&mut self, stream: Stream) {
@@ -400,19 +512,20 @@ impl<R: Retention> Gateway<R> {
         }
     }
 
-    fn drain_outbound(&mut self) -> usize {
+    /// Like [`drain_stream`](Self::drain_stream), for re-requests.
+    fn drain_outbound(&mut self, max: usize) -> (usize, bool) {
         let Some(out) = &mut self.outbound else {
-            return 0;
+            return (0, true);
         };
         let mut received = 0;
-        loop {
+        while received < max {
             let (len, source) = match out.socket.recv_from(&mut self.buffer) {
                 Ok(got) => got,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return received,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (received, true),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => {
                     self.counters.recv_errors += 1;
-                    return received;
+                    return (received, true);
                 }
             };
             received += 1;
@@ -428,6 +541,7 @@ impl<R: Retention> Gateway<R> {
                 }
             });
         }
+        (received, false)
     }
 
     /// Sequences a halt for the outbound stream (sent at the next
@@ -538,5 +652,116 @@ impl<H: GatewayHandler> EventHandler for Adapter<'_, H> {
 
     fn on_notice(&mut self, stream: Stream, notice: &Notice) {
         self.handler.on_notice(stream, self.source, notice);
+    }
+}
+
+/// Kernel receive timestamps (Linux SO_TIMESTAMPNS): the order datagrams
+/// reached the host, whatever order the gateway gets to its sockets in.
+#[cfg(target_os = "linux")]
+mod kernel_time {
+    use std::io;
+    use std::mem::{size_of, size_of_val, zeroed};
+    use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+    use std::os::fd::AsRawFd;
+
+    use mio::net::UdpSocket;
+
+    use super::ControlBuffer;
+
+    /// Asks the kernel to timestamp every datagram on `socket`.
+    pub(super) fn enable(socket: &StdUdpSocket) -> io::Result<()> {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid fd, a pointer to a c_int and its size.
+        let rc = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(io::Error::last_os_error())
+        }
+    }
+
+    /// `recvmsg`: length, source and the kernel receive time if present.
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        buffer: &mut [u8],
+        control: &mut ControlBuffer,
+    ) -> io::Result<(usize, SocketAddr, Option<u64>)> {
+        // SAFETY: all-zero is a valid sockaddr_storage and msghdr.
+        let mut storage: libc::sockaddr_storage = unsafe { zeroed() };
+        let mut iov = libc::iovec {
+            iov_base: buffer.as_mut_ptr().cast(),
+            iov_len: buffer.len(),
+        };
+        // SAFETY: as above.
+        let mut msg: libc::msghdr = unsafe { zeroed() };
+        msg.msg_name = (&mut storage as *mut libc::sockaddr_storage).cast();
+        msg.msg_namelen = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = size_of_val(control) as _;
+        // SAFETY: msg points at live buffers of the sizes it states.
+        let read = unsafe { libc::recvmsg(socket.as_raw_fd(), &mut msg, 0) };
+        if read < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut kernel_ts = None;
+        // SAFETY: the CMSG_* walk stays within msg_control/msg_controllen,
+        // which recvmsg filled; the timespec is read unaligned.
+        unsafe {
+            let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+            while !cmsg.is_null() {
+                if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                    && (*cmsg).cmsg_type == libc::SCM_TIMESTAMPNS
+                {
+                    let spec: libc::timespec =
+                        std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast());
+                    kernel_ts = Some(
+                        (spec.tv_sec as u64)
+                            .saturating_mul(1_000_000_000)
+                            .saturating_add(spec.tv_nsec as u64),
+                    );
+                }
+                cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+            }
+        }
+        // SAFETY: recvmsg wrote an address of msg_namelen bytes into storage.
+        let source = unsafe { socket2::SockAddr::new(storage, msg.msg_namelen) }
+            .as_socket()
+            .ok_or_else(|| io::Error::other("datagram from a non-IP address"))?;
+        // recvmsg returned a non-negative byte count.
+        Ok((read as usize, source, kernel_ts))
+    }
+}
+
+/// Elsewhere: plain reads; the gateway clock orders the streams.
+#[cfg(not(target_os = "linux"))]
+mod kernel_time {
+    use std::io;
+    use std::net::{SocketAddr, UdpSocket as StdUdpSocket};
+
+    use mio::net::UdpSocket;
+
+    use super::ControlBuffer;
+
+    pub(super) fn enable(_socket: &StdUdpSocket) -> io::Result<()> {
+        Err(io::Error::from(io::ErrorKind::Unsupported))
+    }
+
+    pub(super) fn recv(
+        socket: &UdpSocket,
+        buffer: &mut [u8],
+        _control: &mut ControlBuffer,
+    ) -> io::Result<(usize, SocketAddr, Option<u64>)> {
+        let (len, source) = socket.recv_from(buffer)?;
+        Ok((len, source, None))
     }
 }

@@ -240,6 +240,15 @@ impl Receiver {
         &mut self.streams[stream.index()]
     }
 
+    /// Resumes every stream (indexed by [`Stream::index`]) at its next
+    /// expected sequence: one past the last journaled `src_seq` of it.
+    pub fn with_next_expected(mut self, next_expected: [u64; 3]) -> Receiver {
+        for stream in Stream::ALL {
+            self.set_next_expected(stream, next_expected[stream.index()]);
+        }
+        self
+    }
+
     /// Resume `stream` at `next_expected` (see [`StreamReceiver::with_next_expected`]).
     pub fn set_next_expected(&mut self, stream: Stream, next_expected: u64) {
         self.streams[stream.index()]

@@ -448,7 +448,9 @@ impl Sequencer {
         self.highest_seen = self.highest_seen.max(announced);
         let before = self.cursor.next_expected;
         if packet.kind() == PacketKind::Messages {
-            if packet.next_sequence() <= before {
+            if self.cursor.end.is_some_and(|end| packet.sequence >= end) {
+                self.cursor.counters.after_end += packet.message_count();
+            } else if packet.next_sequence() <= before {
                 self.cursor.counters.duplicates += packet.message_count();
             } else if packet.sequence > before {
                 self.hold_packet(&packet, datagram, handler);

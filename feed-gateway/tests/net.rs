@@ -217,3 +217,51 @@ fn outbound_messages_reach_every_destination_and_rerequests_are_answered() {
     assert_eq!((packet.sequence, packet.count), (2, 1));
     assert_eq!(gateway.publisher().unwrap().counters().resent_messages, 1);
 }
+
+#[test]
+fn datagrams_queued_on_several_sockets_are_handled_in_arrival_order() {
+    let venue = UdpSocket::bind(localhost()).unwrap();
+    let mut config = config(InboundConfig::unicast(localhost()));
+    config.inbound[Stream::MarketData.index()] = Some(InboundConfig::unicast(localhost()));
+    let mut gateway = Gateway::new(config, NoRetention).unwrap();
+    let md_to = gateway.local_addr(Stream::MarketData).unwrap();
+    let orders_to = gateway.local_addr(Stream::Orders).unwrap();
+    let mark = |seq: u64| {
+        let mut builder = PacketBuilder::new(Session::new("MD").unwrap(), 1472);
+        builder.start(seq);
+        let mut buf = [0u8; INBOUND_BYTES_MAX];
+        let event = Event::Mark(engine::MarkPrice {
+            ts: UnixNanos(seq),
+            instrument: InstrumentId(1),
+            price: Fixed8(1),
+        });
+        let len = encode_event(&event, &mut buf).unwrap();
+        assert!(builder.push(&buf[..len]));
+        builder.finish().to_vec()
+    };
+    // Sent before the gateway reads anything: md 1..=20, orders 1, md
+    // 21..=40, orders 2..=3, md 41..=300 (more than one poll's worth).
+    let mut sent = Vec::new();
+    for seq in 1..=20 {
+        venue.send_to(&mark(seq), md_to).unwrap();
+        sent.push((Stream::MarketData, seq));
+    }
+    venue.send_to(&packet(1, 1), orders_to).unwrap();
+    sent.push((Stream::Orders, 1));
+    for seq in 21..=40 {
+        venue.send_to(&mark(seq), md_to).unwrap();
+        sent.push((Stream::MarketData, seq));
+    }
+    venue.send_to(&packet(2, 2), orders_to).unwrap();
+    sent.push((Stream::Orders, 2));
+    sent.push((Stream::Orders, 3));
+    for seq in 41..=300 {
+        venue.send_to(&mark(seq), md_to).unwrap();
+        sent.push((Stream::MarketData, seq));
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    let mut h = Collect::default();
+    poll_until(&mut gateway, &mut h, |h| h.events.len() == sent.len());
+    let got: Vec<(Stream, u64)> = h.events.iter().map(|(s, seq, _)| (*s, *seq)).collect();
+    assert_eq!(got, sent);
+}
