@@ -364,6 +364,11 @@ fn journal_export(args: &ExportArgs) -> anyhow::Result<()> {
 fn journal_snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     let reader = InputReader::open(&args.dir)
         .with_context(|| format!("opening journal {}", args.dir.display()))?;
+    anyhow::ensure!(
+        reader.segment_count() > 0,
+        "{}: no journal segment files (not a journal directory)",
+        args.dir.display()
+    );
     let snapshots = args
         .snapshots
         .clone()
@@ -391,6 +396,15 @@ fn journal_snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
         }
         None => (Engine::with_config(limits, config), Seq(0)),
     };
+    let first = reader.first_seq().unwrap_or(Seq(1));
+    anyhow::ensure!(
+        first.0 <= last.0.saturating_add(1),
+        "the journal starts at seq {}, but the state resumes after seq {}: \
+         the inputs between are missing (a snapshot at or after seq {} is needed)",
+        first.0,
+        last.0,
+        first.0 - 1
+    );
     let mut sink = engine::CountingSink::default();
     for record in reader.iter_from(Seq(last.0.saturating_add(1))) {
         let record = record.context("reading the journal")?;

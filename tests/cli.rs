@@ -447,6 +447,21 @@ fn journal_snapshot_continues_from_the_latest_and_errors_are_clear() {
     // The journal itself is untouched by the snapshots beside it.
     let check = liqd(&["journal", "check", dir_str]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check.stdout));
+    // A directory that is not a journal is an error, not an empty replay.
+    let not_journal = Path::new(env!("CARGO_TARGET_TMPDIR")).join("not_a_journal");
+    fs::create_dir_all(&not_journal).expect("dir");
+    let not_journal = not_journal.to_str().expect("utf-8");
+    for args in [
+        &["replay", "run", not_journal][..],
+        &["journal", "snapshot", not_journal][..],
+    ] {
+        let out = liqd(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("no journal segment files"),
+            "{args:?}"
+        );
+    }
     // --from-snapshot needs the fast engine; a JSONL file has no snapshots.
     let reference = liqd(&[
         "replay",

@@ -432,6 +432,16 @@ pub fn run(opts: &Options) -> Report {
     }
 }
 
+/// The fast engine holding the seeded population of `opts` (no price path
+/// run): a big, realistic state for benchmarks of whole-state operations
+/// (snapshots).
+pub fn populated_engine(opts: &Options) -> Engine {
+    let mut engine = fast_engine(opts);
+    let mut rng = Rng(opts.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    populate(&mut engine, opts, &mut rng);
+    engine
+}
+
 fn run_on<E: Subject>(engine: &mut E, opts: &Options) -> Report {
     let mut rng = Rng(opts.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
     let started = Instant::now();

@@ -180,7 +180,7 @@ pub const fn next_frame_offset(frame: usize, len: usize, payload_align: usize) -
 
 /// CRC-32C of a frame: the length's 4 little-endian bytes, then the payload.
 pub fn frame_crc(len: u32, payload: &[u8]) -> u32 {
-    crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), payload)
+    crate::crc::frame_crc(len, payload)
 }
 
 /// `{first_seq:020}.seg`: sorts in sequence order.

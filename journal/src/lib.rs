@@ -21,6 +21,7 @@
 //! on the contents of a file.
 
 mod check;
+mod crc;
 mod engine_snapshot;
 mod error;
 pub mod format;

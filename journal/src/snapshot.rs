@@ -178,7 +178,7 @@ impl SnapshotStore {
             seq: seq.0,
             payload_bytes: payload.len() as u64,
             created_unix_ns: unix_now_ns(),
-            payload_crc: crc32c::crc32c(payload),
+            payload_crc: crate::crc::crc32c_append(0, payload),
             reserved: [0; 16],
             header_crc: 0,
         };
@@ -253,7 +253,7 @@ impl SnapshotStore {
         payload.resize(len, 0);
         file.read_exact(payload.as_mut_slice())
             .map_err(JournalError::io(path))?;
-        if crc32c::crc32c(payload.as_slice()) != header.payload_crc {
+        if crate::crc::crc32c_append(0, payload.as_slice()) != header.payload_crc {
             return Err(bad("payload checksum mismatch"));
         }
         if parse_snapshot_file_name(path).is_some_and(|seq| seq != header.seq) {

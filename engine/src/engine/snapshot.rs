@@ -137,11 +137,12 @@ struct RiskSnap {
 
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
 struct AccountSnap {
-    id: u64,
+    // Fields in this order pack into 48 archived bytes (no padding).
     quote: i128,
-    cooldown_since: Option<u64>,
+    id: u64,
     position_count: u32,
     balance_count: u32,
+    cooldown_since: Option<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, rkyv::Archive, rkyv::Serialize, rkyv::Deserialize)]
@@ -155,6 +156,9 @@ struct BalanceSnap {
     asset: u32,
     amount: i64,
 }
+
+const _: () = assert!(core::mem::size_of::<ArchivedAccountSnap>() == 48);
+const _: () = assert!(core::mem::size_of::<ArchivedPositionSnap>() == 16);
 
 /// Largest variance a completed apply can hold: returns are below 2⁹¹ at
 /// scale 10⁻⁸, so r² and any EWMA of it stay below 2¹⁸²; with margin.
