@@ -52,10 +52,10 @@ impl StreamPositions {
         self.0[usize::from(stream.code())]
     }
 
-    /// Records that `src_seq` of `stream` is journaled.
+    /// Records that `src_seq` of `stream` is the last journaled (the last
+    /// record wins: a session change restarts a stream at 1).
     pub fn advance(&mut self, stream: SourceStream, src_seq: u64) {
-        let next = &mut self.0[usize::from(stream.code())];
-        *next = (*next).max(src_seq.saturating_add(1));
+        self.0[usize::from(stream.code())] = src_seq.saturating_add(1);
     }
 }
 
@@ -268,6 +268,12 @@ impl Pipeline {
     /// restart: one past the last journaled message of that stream).
     pub fn next_expected(&self, stream: SourceStream) -> u64 {
         self.streams.next_expected(stream)
+    }
+
+    /// The stream started a new session (PROTOCOL.md §1): its sequences
+    /// start over at 1.
+    pub fn restart_stream(&mut self, stream: SourceStream) {
+        self.streams.0[usize::from(stream.code())] = 1;
     }
 
     pub fn streams(&self) -> StreamPositions {

@@ -205,6 +205,10 @@ fn open_gateway(config: &Config, pipeline: &Pipeline) -> Result<Gateway<NoRetent
 struct Handler<'a> {
     pipeline: &'a mut Pipeline,
     outbound: &'a mut OutboundSide,
+    /// Per stream: a session is known (configured, or seen). The first
+    /// `NewSession` of a stream without one adopts it (the sequence goes
+    /// on); a later one restarts the stream at 1.
+    session_known: &'a mut [bool; 3],
     error: Option<PipelineError>,
 }
 
@@ -228,6 +232,13 @@ impl GatewayHandler for Handler<'_> {
     }
 
     fn on_notice(&mut self, stream: Stream, source: Option<SocketAddr>, notice: &Notice) {
+        if let Notice::NewSession { .. } = notice {
+            let known = &mut self.session_known[stream.index()];
+            if *known {
+                self.pipeline.restart_stream(stream.source());
+            }
+            *known = true;
+        }
         let from = show(source);
         match notice {
             Notice::GapClosed { .. } => {}
@@ -247,6 +258,14 @@ fn serve(
     let status_interval = Duration::from_millis(config.outbound.status_interval_ms);
     let mut next_status = Instant::now() + status_interval;
     let mut next_metrics = Instant::now();
+    let mut session_known = [Stream::MarketData, Stream::Orders, Stream::Admin].map(|stream| {
+        gateway
+            .receiver()
+            .stream(stream)
+            .sequencer()
+            .session()
+            .is_some()
+    });
     let idle_timeout = match idle {
         Idle::Sleep(d) => d,
         Idle::Spin | Idle::Yield => Duration::ZERO,
@@ -260,6 +279,7 @@ fn serve(
         let mut handler = Handler {
             pipeline: &mut *pipeline,
             outbound: &mut *outbound,
+            session_known: &mut session_known,
             error: None,
         };
         let polled = gateway.poll(Some(timeout), &mut handler);

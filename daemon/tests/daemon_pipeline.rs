@@ -431,3 +431,56 @@ fn the_final_status_counts_accounts_cooldowns_and_halts() {
         "some scenario ends halted and in cooldown"
     );
 }
+
+#[test]
+fn a_new_session_restarts_a_stream_and_a_restart_resumes_from_the_last_record() {
+    let events = arrivals(&scenarios()[0]);
+    let orders: Vec<_> = events
+        .iter()
+        .filter(|(stream, _, _)| *stream == SourceStream::Orders)
+        .map(|(_, _, event)| *event)
+        .collect();
+    assert!(orders.len() >= 3);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path(), Shard::ALL);
+    let mut publish = VecPublish::default();
+    let mut running = start(&opts, Arc::new(Metrics::default()), &mut publish).expect("start");
+    let mut submit = |running: &mut daemon::startup::Running, seq: u64, event: &Event| {
+        running
+            .pipeline
+            .submit(
+                SourceStream::Orders,
+                seq,
+                UnixNanos(1),
+                Instant::now(),
+                event,
+                &mut publish,
+            )
+            .expect("submit")
+    };
+    for (i, event) in orders.iter().take(3).enumerate() {
+        assert!(matches!(
+            submit(&mut running, i as u64 + 1, event),
+            Submitted::Queued(_)
+        ));
+    }
+    assert_eq!(submit(&mut running, 2, &orders[0]), Submitted::Duplicate);
+    // The venue starts a new session: sequences start over at 1.
+    running.pipeline.restart_stream(SourceStream::Orders);
+    assert!(matches!(
+        submit(&mut running, 1, &orders[0]),
+        Submitted::Queued(_)
+    ));
+    assert_eq!(running.pipeline.next_expected(SourceStream::Orders), 2);
+    running.stop(&mut VecPublish::default()).expect("stop");
+    // A restart resumes after the last journaled record of the stream
+    // (the new session's 1), not after the largest sequence (3).
+    let running = start(
+        &opts,
+        Arc::new(Metrics::default()),
+        &mut VecPublish::default(),
+    )
+    .expect("restart");
+    assert_eq!(running.pipeline.next_expected(SourceStream::Orders), 2);
+    running.stop(&mut VecPublish::default()).expect("stop");
+}
