@@ -8,8 +8,9 @@
 //! The stream: 1 instrument, 1000 accounts with a deposit and a position,
 //! then marks walking around the entry price (some cross triggers). The
 //! engine thread busy-spins (the production setting; `ENGINE_IDLE=yield`
-//! or `sleep:MICROS` to compare); the gateway side sleeps until shortly
-//! before each send time, polling the output ring meanwhile.
+//! or `sleep:MICROS` to compare); the gateway side busy-polls the output
+//! ring while an input is in flight (as the daemon's loop does), then sleeps
+//! until shortly before the next send time.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -214,7 +215,10 @@ fn main() {
             }
         }
         submit(pipeline, SourceStream::MarketData, &mark(i, &mut price));
-        pipeline.poll(&mut publish).expect("poll");
+        // As the daemon's loop does: busy-poll while inputs are in flight.
+        while pipeline.in_flight() > 0 {
+            pipeline.poll(&mut publish).expect("poll");
+        }
     }
     pipeline.drain(&mut publish).expect("drain");
     let elapsed = started.elapsed();
