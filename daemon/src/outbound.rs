@@ -164,9 +164,13 @@ impl OutboundSide {
         })
     }
 
-    /// Continues the outbound sequence at `next_seq` (the output journal's).
+    /// Continues the outbound sequence at `next_seq` (the output journal's);
+    /// anything pending is sent first.
     pub fn resume(&mut self, next_seq: Seq) {
-        self.publisher.resume(next_seq.0);
+        if self.publisher.next_seq() != next_seq.0 {
+            self.flush();
+            self.publisher.resume(next_seq.0);
+        }
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -240,10 +244,8 @@ impl OutboundSide {
     }
 
     fn push(&mut self, message: &Outbound<'_>) -> Result<(), PublishError> {
-        if self.publisher.next_seq() != message.seq.0 {
-            // Only before the first message of a run: the journal decides.
-            self.publisher.resume(message.seq.0);
-        }
+        // Only before the first message of a run: the journal decides.
+        self.resume(message.seq);
         let origin = Origin {
             stream: message.src_stream,
             seq: message.src_seq,
