@@ -252,3 +252,37 @@ fn a_missing_file_and_a_bad_one_are_errors_naming_the_file() {
         "{message}"
     );
 }
+
+#[test]
+fn a_minimal_file_takes_defaults_key_by_key() {
+    let text = r#"
+[streams.md]
+listen = "127.0.0.1:7001"
+[streams.orders]
+listen = "127.0.0.1:7002"
+[streams.admin]
+listen = "127.0.0.1:7003"
+[outbound]
+session = "LIQD1"
+destinations = ["127.0.0.1:7100"]
+[journal]
+dir = "/tmp/liqd"
+[limits]
+accounts_max = 4096
+[threads]
+engine_idle = "yield"
+"#;
+    let config = Config::parse(text).expect("parses");
+    let settings = config.validate().expect("valid");
+    assert_eq!(settings.limits.accounts_max, 4096);
+    assert_eq!(
+        settings.limits.instruments_max,
+        engine::Limits::default().instruments_max
+    );
+    assert_eq!(settings.engine_idle, Idle::Yield);
+    assert_eq!(config.rings.input_slots, 4096);
+    assert_eq!(config.outbound.status_interval_ms, 1000);
+    assert_eq!(settings.snapshot_dir, PathBuf::from("/tmp/liqd/snapshots"));
+    // No [params] and no definitions: nothing to journal first.
+    assert!(settings.initial_events.is_empty());
+}
