@@ -10,7 +10,8 @@
 //! still the network's: use `--rate` to space events). After the last
 //! event: a heartbeat per stream, `--linger-ms` answering re-requests
 //! (heartbeats every `--heartbeat-ms`), then end of session (unless
-//! `--keep-session`).
+//! `--keep-session`). `--drop-every N` skips every Nth message datagram's
+//! first send (fault injection: receivers must recover it by re-request).
 
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
@@ -21,7 +22,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use feed_gateway::wire::{
     encode_event, encode_heartbeat, ReRequest, Session, Stream, DATAGRAM_BYTES_DEFAULT,
-    DATAGRAM_BYTES_MAX, INBOUND_BYTES_MAX,
+    DATAGRAM_BYTES_MAX, HEADER_BYTES, INBOUND_BYTES_MAX,
 };
 use feed_gateway::{Publisher, PublisherConfig, RingRetention};
 use replay::jsonl::EventReader;
@@ -68,6 +69,35 @@ pub struct FeedArgs {
     /// Do not send end of session at the end.
     #[arg(long)]
     keep_session: bool,
+    /// Fault injection: do not send every Nth datagram of messages (it is
+    /// retained, so a receiver recovers it by re-request). Heartbeats, ends
+    /// and re-request answers are always sent.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(2..))]
+    drop_every: Option<u64>,
+}
+
+/// `--drop-every`: which first sends of message datagrams to skip.
+#[derive(Default)]
+struct Lossy {
+    every: Option<u64>,
+    sent: u64,
+    dropped: u64,
+}
+
+impl Lossy {
+    /// Whether to skip this datagram.
+    fn drops(&mut self, datagram: &[u8]) -> bool {
+        let Some(every) = self.every else {
+            return false;
+        };
+        if datagram.len() <= HEADER_BYTES {
+            return false;
+        }
+        self.sent += 1;
+        let drop = self.sent.is_multiple_of(every);
+        self.dropped += u64::from(drop);
+        drop
+    }
 }
 
 /// Per-stream sending state.
@@ -84,6 +114,7 @@ struct Feed {
     rerequests: u64,
     bad_rerequests: u64,
     send_errors: u64,
+    lossy: Lossy,
 }
 
 /// Sends, waiting while the socket's buffer is full (a burst must not be
@@ -115,13 +146,16 @@ impl Feed {
             socket,
             outlets,
             send_errors,
+            lossy,
             ..
         } = self;
         let outlet = &mut outlets[stream.index()];
         let to = outlet.destination;
-        outlet
-            .publisher
-            .push(message, now, &mut |d| send_all(socket, d, to, send_errors))?;
+        outlet.publisher.push(message, now, &mut |d| {
+            if !lossy.drops(d) {
+                send_all(socket, d, to, send_errors);
+            }
+        })?;
         Ok(())
     }
 
@@ -131,13 +165,16 @@ impl Feed {
             socket,
             outlets,
             send_errors,
+            lossy,
             ..
         } = self;
         let outlet = &mut outlets[stream.index()];
         let to = outlet.destination;
-        outlet
-            .publisher
-            .flush(now, &mut |d| send_all(socket, d, to, send_errors));
+        outlet.publisher.flush(now, &mut |d| {
+            if !lossy.drops(d) {
+                send_all(socket, d, to, send_errors);
+            }
+        });
     }
 
     fn heartbeat(&mut self, stream: Stream) {
@@ -158,13 +195,16 @@ impl Feed {
             socket,
             outlets,
             send_errors,
+            lossy,
             ..
         } = self;
         for outlet in outlets.iter_mut() {
             let to = outlet.destination;
-            outlet
-                .publisher
-                .tick(now, &mut |d| send_all(socket, d, to, send_errors));
+            outlet.publisher.tick(now, &mut |d| {
+                if !lossy.drops(d) {
+                    send_all(socket, d, to, send_errors);
+                }
+            });
         }
     }
 
@@ -211,11 +251,11 @@ impl Feed {
             if now >= until {
                 return;
             }
+            // Short naps: a re-request is answered within ~0.1 ms (market
+            // data skips a gap after 0.5 ms by default).
             let left = until - now;
-            if left > Duration::from_micros(200) {
-                std::thread::sleep(
-                    (left - Duration::from_micros(100)).min(Duration::from_millis(1)),
-                );
+            if left > Duration::from_micros(150) {
+                std::thread::sleep(Duration::from_micros(50));
             } else {
                 std::hint::spin_loop();
             }
@@ -283,6 +323,10 @@ pub fn feed(args: &FeedArgs) -> anyhow::Result<()> {
         rerequests: 0,
         bad_rerequests: 0,
         send_errors: 0,
+        lossy: Lossy {
+            every: args.drop_every,
+            ..Lossy::default()
+        },
     };
     eprintln!(
         "feed: sending from {} (sessions {} {} {})",
@@ -343,14 +387,15 @@ pub fn feed(args: &FeedArgs) -> anyhow::Result<()> {
         }
     }
     eprintln!(
-        "feed: {} events (md {}, orders {}, admin {}); re-requests answered {}, bad {}; send errors {}",
+        "feed: {} events (md {}, orders {}, admin {}); re-requests answered {}, bad {}; send errors {}; dropped on purpose {}",
         index,
         counts[0],
         counts[1],
         counts[2],
         feed.rerequests,
         feed.bad_rerequests,
-        feed.send_errors
+        feed.send_errors,
+        feed.lossy.dropped
     );
     Ok(())
 }

@@ -222,6 +222,14 @@ pub fn listen(args: &ListenArgs) -> anyhow::Result<()> {
             break;
         }
     }
+    if let Some((pending, _, legs)) = &printer.pending {
+        eprintln!(
+            "listen: liquidation of account {} (seq {}) incomplete at exit: {} legs received, not printed",
+            pending.account,
+            pending.seq,
+            legs.len()
+        );
+    }
     printer.out.flush().context("writing to standard output")?;
     let c = sequencer.counters();
     eprintln!(

@@ -240,6 +240,38 @@ fn feed_bursts_a_large_file_packed_into_datagrams() {
 }
 
 #[test]
+fn receivers_recover_datagrams_the_feed_drops_by_re_request() {
+    let path = Path::new(env!("CARGO_TARGET_TMPDIR")).join("feed_lossy.jsonl");
+    let mut out = Vec::new();
+    for i in 0..600u64 {
+        let event = if i % 2 == 0 {
+            Event::Fill(Fill {
+                ts: UnixNanos(i),
+                account: AccountId(i),
+                instrument: InstrumentId(1),
+                qty: Fixed8(-5),
+                price: Fixed8(7),
+                fee: Fixed8(0),
+                fill_id: i,
+            })
+        } else {
+            Event::Mark(MarkPrice {
+                ts: UnixNanos(i),
+                instrument: InstrumentId(1),
+                price: Fixed8(1 + i as i64),
+            })
+        };
+        write_event(&mut out, &event).unwrap();
+    }
+    fs::write(&path, &out).unwrap();
+    let expected = read_events(&path);
+    let (got, gateway) = feed_into_gateway(&path, &["--drop-every", "7"]);
+    check_streams(&expected, &got, &gateway);
+    let orders = gateway.receiver().stream(Stream::Orders).counters();
+    assert!(orders.gaps > 0 && orders.rerequests > 0, "{orders:?}");
+}
+
+#[test]
 fn feed_refuses_an_instrument_the_wire_cannot_carry() {
     let path = scenarios().join("tier_count_rejection.jsonl");
     let output = Command::new(env!("CARGO_BIN_EXE_liqd"))

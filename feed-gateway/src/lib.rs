@@ -130,9 +130,12 @@
 //! # Ok(()) }
 //! ```
 //!
-//! `poll` receives everything readable on the three inbound sockets (a
-//! source outside a stream's allowlist is dropped and counted), hands events
-//! to `handler.on_event(stream, stream_seq, recv_ts, &event)` and notices to
+//! `poll` receives what is readable on the three inbound sockets, merging
+//! them in kernel arrival order (`SO_TIMESTAMPNS`: datagrams queued on
+//! several sockets while the gateway was busy are not reordered by stream;
+//! `recv_ts` is that kernel time), drops and counts sources outside a
+//! stream's allowlist, hands events to
+//! `handler.on_event(stream, stream_seq, recv_ts, &event)` and notices to
 //! `handler.on_notice(stream, source, &notice)`, sends re-requests to each
 //! stream's retransmission address, answers keepers' re-requests on the
 //! outbound socket, handles market-data skips and re-request retries, and

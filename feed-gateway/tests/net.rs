@@ -265,3 +265,39 @@ fn datagrams_queued_on_several_sockets_are_handled_in_arrival_order() {
     let got: Vec<(Stream, u64)> = h.events.iter().map(|(s, seq, _)| (*s, *seq)).collect();
     assert_eq!(got, sent);
 }
+
+#[test]
+fn an_inbound_stream_joins_its_multicast_group() {
+    let port = UdpSocket::bind(localhost())
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let group = Ipv4Addr::new(239, 255, 42, 7);
+    let orders = InboundConfig {
+        bind: SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
+        multicast: Some(feed_gateway::Multicast {
+            group,
+            interface: Ipv4Addr::LOCALHOST,
+        }),
+        allow: Vec::new(),
+        retrans: None,
+    };
+    let mut gateway = Gateway::new(config(orders), NoRetention).unwrap();
+    let sender = socket2::Socket::new(
+        socket2::Domain::IPV4,
+        socket2::Type::DGRAM,
+        Some(socket2::Protocol::UDP),
+    )
+    .unwrap();
+    sender.set_multicast_if_v4(&Ipv4Addr::LOCALHOST).unwrap();
+    sender.set_multicast_loop_v4(true).unwrap();
+    let to = SocketAddr::new(IpAddr::V4(group), port);
+    sender.send_to(&packet(1, 3), &to.into()).unwrap();
+    let mut h = Collect::default();
+    poll_until(&mut gateway, &mut h, |h| h.events.len() == 3);
+    assert_eq!(
+        h.events.iter().map(|e| e.1).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
+}
