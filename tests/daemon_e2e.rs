@@ -340,6 +340,19 @@ fn feed_run_listen_equals_replay() {
     ] {
         assert!(metrics.contains(&sample), "{sample} not in {metrics}");
     }
+    // Socket receive (kernel timestamp) → engine done was measured.
+    let wire_samples: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("liqd_wire_latency_ns_count "))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(wire_samples > 0, "{metrics}");
+    for line in metrics
+        .lines()
+        .filter(|l| l.starts_with("liqd_") && l.contains("latency"))
+    {
+        eprintln!("{line}");
+    }
     daemon.terminate();
     verify(dir.path(), &input, &finish(keeper));
 }

@@ -52,6 +52,11 @@ pub struct Metrics {
     pub latency_ns_p999: AtomicU64,
     pub latency_ns_max: AtomicU64,
     pub latency_samples: AtomicU64,
+    /// Gauges: socket receive (kernel timestamp, wall clock) → engine done.
+    pub wire_latency_ns_p50: AtomicU64,
+    pub wire_latency_ns_p99: AtomicU64,
+    pub wire_latency_ns_max: AtomicU64,
+    pub wire_latency_samples: AtomicU64,
     /// The gateway's own counters (packets, drops by reason, gaps,
     /// re-requests…) as Prometheus sample lines `name{labels} value`,
     /// replaced wholesale by the gateway thread every status tick.
@@ -202,6 +207,19 @@ impl Sources {
             let _ = writeln!(out, "{name}{{quantile=\"{quantile}\"}} {}", get(value));
         }
         let _ = writeln!(out, "{name}_count {}", get(&m.latency_samples));
+        let name = "liqd_wire_latency_ns";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Socket receive (kernel timestamp) to engine done (wall clock)\n# TYPE {name} summary"
+        );
+        for (quantile, value) in [
+            ("0.5", &m.wire_latency_ns_p50),
+            ("0.99", &m.wire_latency_ns_p99),
+            ("1", &m.wire_latency_ns_max),
+        ] {
+            let _ = writeln!(out, "{name}{{quantile=\"{quantile}\"}} {}", get(value));
+        }
+        let _ = writeln!(out, "{name}_count {}", get(&m.wire_latency_samples));
         let gateway = m
             .gateway_samples
             .lock()
@@ -216,7 +234,7 @@ impl Sources {
     pub fn status_line(&self) -> String {
         let m = &self.metrics;
         format!(
-            "status: input_seq={} output_seq={} applied={} rejected={} skipped_shard={} duplicate={} liquidations={} halts={} rings={}/{} latency_ns p50={} p99={} max={}",
+            "status: input_seq={} output_seq={} applied={} rejected={} skipped_shard={} duplicate={} liquidations={} halts={} rings={}/{} latency_ns p50={} p99={} max={} wire_latency_ns p50={} p99={}",
             get(&m.input_last_seq),
             get(&m.output_last_seq),
             get(&m.events_applied),
@@ -230,6 +248,8 @@ impl Sources {
             get(&m.latency_ns_p50),
             get(&m.latency_ns_p99),
             get(&m.latency_ns_max),
+            get(&m.wire_latency_ns_p50),
+            get(&m.wire_latency_ns_p99),
         )
     }
 }

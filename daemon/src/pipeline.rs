@@ -201,6 +201,9 @@ pub struct Pipeline {
     snapshots_taken: u64,
     epoch: Instant,
     latency: Histogram<u64>,
+    /// Socket receive (wall clock) → engine done, when the receive time is
+    /// a plausible recent wall-clock time.
+    wire_latency: Histogram<u64>,
     metrics: Arc<Metrics>,
 }
 
@@ -245,6 +248,7 @@ impl Pipeline {
             .store(output.last_seq().map_or(0, |s| s.0), Ordering::Relaxed);
         let latency = Histogram::new_with_bounds(1, LATENCY_NS_MAX, 3)
             .map_err(|e| io::Error::other(e.to_string()))?;
+        let wire_latency = latency.clone();
         Ok(Pipeline {
             input,
             output,
@@ -260,6 +264,7 @@ impl Pipeline {
             snapshots_taken: 0,
             epoch: Instant::now(),
             latency,
+            wire_latency,
             metrics,
         })
     }
@@ -349,6 +354,7 @@ impl Pipeline {
             src_stream,
             src_seq,
             recv_mono_ns: self.mono_ns(recv),
+            recv_wall_ns: recv_ts.0,
         };
         self.push(publish, |slot| {
             slot.command = Command::Apply;
@@ -450,6 +456,7 @@ impl Pipeline {
                 output,
                 metrics,
                 latency,
+                wire_latency,
                 epoch,
                 in_flight,
                 stopped,
@@ -487,6 +494,13 @@ impl Pipeline {
                         let now = u64::try_from(epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
                         let ns = now.saturating_sub(origin.recv_mono_ns).max(1);
                         latency.saturating_record(ns.min(LATENCY_NS_MAX));
+                        if origin.recv_wall_ns != 0 {
+                            let wall = wall_clock().0;
+                            let ns = wall.saturating_sub(origin.recv_wall_ns);
+                            if wall >= origin.recv_wall_ns && ns < LATENCY_NS_MAX {
+                                wire_latency.saturating_record(ns.max(1));
+                            }
+                        }
                     }
                     OutputKind::Status {
                         accounts,
@@ -569,11 +583,19 @@ impl Pipeline {
             .store(h.value_at_quantile(0.999), Ordering::Relaxed);
         m.latency_ns_max.store(h.max(), Ordering::Relaxed);
         m.latency_samples.store(h.len(), Ordering::Relaxed);
+        let w = &self.wire_latency;
+        m.wire_latency_ns_p50
+            .store(w.value_at_quantile(0.5), Ordering::Relaxed);
+        m.wire_latency_ns_p99
+            .store(w.value_at_quantile(0.99), Ordering::Relaxed);
+        m.wire_latency_ns_max.store(w.max(), Ordering::Relaxed);
+        m.wire_latency_samples.store(w.len(), Ordering::Relaxed);
     }
 
     /// Forgets the latency samples so far (after a warm-up).
     pub fn reset_latency(&mut self) {
         self.latency.reset();
+        self.wire_latency.reset();
     }
 
     /// The in-process latency histogram (receive → engine done), ns.

@@ -28,6 +28,9 @@ pub struct Origin {
     /// Gateway monotonic clock at receive (ns since the pipeline started);
     /// the engine thread never reads a clock, it only carries this back.
     pub recv_mono_ns: u64,
+    /// Receive time on the wall clock as the gateway reported it (the
+    /// kernel's socket timestamp), ns since the Unix epoch.
+    pub recv_wall_ns: u64,
 }
 
 impl Origin {
@@ -36,6 +39,7 @@ impl Origin {
         src_stream: SourceStream::Config,
         src_seq: 0,
         recv_mono_ns: 0,
+        recv_wall_ns: 0,
     };
 }
 

@@ -204,6 +204,7 @@ fn the_engine_thread_allocates_nothing_per_event() {
             src_stream: SourceStream::Config,
             src_seq: 0,
             recv_mono_ns: 0,
+            recv_wall_ns: 0,
         };
         while !to_engine.try_push_with(|slot| {
             slot.origin = origin;
