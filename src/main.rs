@@ -16,6 +16,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use daemon::shard::Shard;
 use engine::{Engine, EngineConfig, Event, Limits, Seq};
 use journal::{InputJournal, InputReader, JournalOptions, SnapshotStore, SourceStream};
 use replay::engines::{make_engine, EngineKind, ReplayEngine};
@@ -41,6 +42,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the daemon: receive, journal, apply, publish (until SIGINT or
+    /// SIGTERM).
+    Run(DaemonArgs),
     /// Tools over event histories.
     #[command(subcommand)]
     Replay(ReplayCommand),
@@ -55,6 +59,13 @@ enum Command {
     Feed(feed::FeedArgs),
     /// Print liqd's outbound MoldUDP64 stream as JSONL, re-requesting gaps.
     Listen(listen::ListenArgs),
+}
+
+#[derive(Args)]
+struct DaemonArgs {
+    /// The configuration file (see deploy/liqd.toml).
+    #[arg(long)]
+    config: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -171,6 +182,7 @@ impl EngineArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match &cli.command {
+        Command::Run(args) => daemon::run::run(&args.config).map_err(anyhow::Error::from),
         Command::Replay(ReplayCommand::Run(args)) => replay_run(args),
         Command::Replay(ReplayCommand::Check(args)) => replay_check(args),
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
@@ -208,6 +220,15 @@ fn exit_status(error: &anyhow::Error) -> u8 {
 /// [--snapshots DIR]]`.
 fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
     let mut source = Source::open(&args.file)?;
+    // A daemon's journal directory records its shard and capacities
+    // (liqd-meta.toml): replay reproduces its decisions.
+    let meta = if args.file.is_dir() {
+        daemon::datadir::Meta::load(&args.file)?
+    } else {
+        None
+    };
+    let limits = meta.as_ref().map_or_else(Limits::default, |m| m.limits);
+    let shard = meta.as_ref().map_or(Shard::ALL, |m| m.shard);
     let (mut engine, from): (Box<dyn ReplayEngine>, Seq) = if args.from_snapshot {
         anyhow::ensure!(
             matches!(args.engine, EngineArg::Fast),
@@ -216,7 +237,7 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
         let resumed = resume(
             &source,
             args.snapshots.as_deref(),
-            Limits::default(),
+            limits,
             EngineConfig::default(),
         )?;
         for (path, why) in &resumed.skipped {
@@ -233,7 +254,7 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
         }
         (Box::new(resumed.engine), resumed.from)
     } else {
-        (make_engine(args.engine.kind(), Limits::default()), Seq(1))
+        (make_engine(args.engine.kind(), limits), Seq(1))
     };
     let mut sink = JsonlSink::new(BufWriter::with_capacity(
         IO_BUFFER_BYTES,
@@ -243,6 +264,7 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
     let mut read = Ok(());
     for item in source.events(from) {
         match item {
+            Ok((_, event)) if !shard.applies(&event) => {}
             Ok((seq, event)) => {
                 apply_one(engine.margin_engine(), seq, &event, &mut sink, &mut summary);
                 if sink.error().is_some() {

@@ -360,6 +360,26 @@ impl Engine {
         Some(self.evaluate(slot))
     }
 
+    /// Accounts in a liquidation cooldown (PROTOCOL.md §4 `S`
+    /// `liquidating`). Counts the live entries of the cooldown queue:
+    /// proportional to the recent liquidations, not to the accounts.
+    pub fn accounts_in_cooldown(&self) -> u64 {
+        self.cooldowns
+            .iter()
+            .filter(|entry| {
+                let account = &self.accounts[entry.account as usize];
+                account.cooldown_since == Some(entry.since)
+                    && account.cooldown_generation == entry.generation
+            })
+            .count() as u64
+    }
+
+    /// Instruments with at least one halt in force (PROTOCOL.md §4 `S`
+    /// `halted`).
+    pub fn halted_instruments(&self) -> u32 {
+        self.instruments.iter().filter(|i| i.halted()).count() as u32
+    }
+
     /// A hash of the whole state (parameters, clock, definitions, prices,
     /// guards, every account), iterated in id order: stable across runs,
     /// machines and insertion orders.
