@@ -15,8 +15,11 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use engine::{Event, Limits, MarginEngine, Seq};
 use journal::{InputJournal, InputReader, JournalOptions, SourceStream};
 use replay::engines::{make_engine, EngineKind};
+use replay::input::Input;
 use replay::jsonl::{write_event, EventReader, JsonlError, JsonlSink};
+use replay::progress::Progress;
 use replay::run::{apply_one, Summary};
+use replay::verify::{Expected, VerifyError};
 
 /// Exit status for an input that is not valid for the format (and, from
 /// clap, for usage errors).
@@ -63,6 +66,11 @@ struct ImportArgs {
     /// Size of each segment file, in MiB.
     #[arg(long, default_value_t = 64)]
     segment_mib: u64,
+    /// Also run the fast engine over the whole journal and write its output
+    /// journal to DIR/output (what the daemon would have recorded), for
+    /// `liqd replay verify DIR`.
+    #[arg(long)]
+    with_outputs: bool,
 }
 
 #[derive(Args)]
@@ -90,6 +98,23 @@ enum ReplayCommand {
     Run(RunArgs),
     /// Check that a JSONL event file is valid for the format (no engine).
     Check(CheckArgs),
+    /// Re-apply an input history and compare every output with the
+    /// recorded ones; exit 1 on any divergence. Prints the state hash.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Input journal directory (outputs in DIR/output) or JSONL event file
+    /// (outputs in NAME.expected.jsonl).
+    source: PathBuf,
+    /// The recorded outputs (an output journal directory or a JSONL output
+    /// file), if not in the default place.
+    #[arg(long)]
+    outputs: Option<PathBuf>,
+    /// Also run the reference model and compare after every event (slow).
+    #[arg(long)]
+    reference: bool,
 }
 
 #[derive(Args)]
@@ -129,6 +154,7 @@ fn main() -> ExitCode {
     let result = match &cli.command {
         Command::Replay(ReplayCommand::Run(args)) => replay_run(args),
         Command::Replay(ReplayCommand::Check(args)) => replay_check(args),
+        Command::Replay(ReplayCommand::Verify(args)) => replay_verify(args),
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
@@ -143,10 +169,41 @@ fn main() -> ExitCode {
 }
 
 fn exit_status(error: &anyhow::Error) -> u8 {
-    match error.downcast_ref::<JsonlError>() {
-        Some(e) if e.is_format() => EXIT_FORMAT,
-        _ => EXIT_FAILURE,
+    let format = match error.downcast_ref::<JsonlError>() {
+        Some(e) => e.is_format(),
+        None => matches!(
+            error.downcast_ref::<VerifyError>(),
+            Some(VerifyError::Input(e)) if e.is_format()
+        ),
+    };
+    if format {
+        EXIT_FORMAT
+    } else {
+        EXIT_FAILURE
     }
+}
+
+/// `liqd replay verify SOURCE [--outputs PATH] [--reference]`.
+fn replay_verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let input = Input::open(&args.source);
+    let expected = args
+        .outputs
+        .as_deref()
+        .map_or_else(|| Expected::beside(&input), Expected::at);
+    let mut progress = Progress::stderr("verify");
+    let report = replay::verify::verify(
+        &input,
+        &expected,
+        args.reference,
+        Limits::default(),
+        &mut progress,
+    )?;
+    println!("{report}");
+    anyhow::ensure!(
+        report.is_ok(),
+        "the replay diverged from the recorded outputs"
+    );
+    Ok(())
 }
 
 /// `liqd replay run FILE [--engine fast|reference]`.
@@ -242,7 +299,23 @@ fn journal_import(args: &ImportArgs) -> anyhow::Result<()> {
         "imported {imported} events into {} (last seq {last})",
         args.dir.display()
     );
-    read.map_err(anyhow::Error::from)
+    read?;
+    if args.with_outputs {
+        let outputs = args.dir.join(replay::input::OUTPUT_SUBDIR);
+        let (summary, last) = replay::verify::record_outputs(
+            &Input::Journal(args.dir.clone()),
+            &outputs,
+            options,
+            Limits::default(),
+            &mut Progress::stderr("outputs"),
+        )?;
+        let last = last.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        eprintln!(
+            "recorded outputs in {} ({summary}, last output seq {last})",
+            outputs.display()
+        );
+    }
+    Ok(())
 }
 
 /// `liqd journal export DIR [--from SEQ] [--to SEQ]`: the events as JSONL.

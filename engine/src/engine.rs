@@ -27,6 +27,8 @@
 //! tops, stale-halt deadlines off a min-heap, cooldown expiries off the front
 //! of a FIFO.
 
+mod detail;
+
 use std::collections::VecDeque;
 
 use bnum::types::I256;

@@ -7,5 +7,8 @@
 
 pub mod compare;
 pub mod engines;
+pub mod input;
 pub mod jsonl;
+pub mod progress;
 pub mod run;
+pub mod verify;
