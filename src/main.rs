@@ -12,10 +12,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use engine::{Event, Limits, MarginEngine, Seq};
+use engine::{AccountId, Event, Limits, MarginEngine, Seq, UnixNanos};
 use journal::{InputJournal, InputReader, JournalOptions, SourceStream};
 use replay::engines::{make_engine, EngineKind};
-use replay::input::Input;
+use replay::input::{Input, InputError};
+use replay::inspect::At;
 use replay::jsonl::{write_event, EventReader, JsonlError, JsonlSink};
 use replay::progress::Progress;
 use replay::run::{apply_one, Summary};
@@ -101,6 +102,31 @@ enum ReplayCommand {
     /// Re-apply an input history and compare every output with the
     /// recorded ones; exit 1 on any divergence. Prints the state hash.
     Verify(VerifyArgs),
+    /// An account's full margin picture (every MARGIN.md term) at one
+    /// moment of a history.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("moment").args(["at", "at_time"]))]
+struct InspectArgs {
+    /// Input journal directory or JSONL event file.
+    source: PathBuf,
+    /// Account id.
+    #[arg(long)]
+    account: u64,
+    /// After the event with this sequence (default: after the last).
+    #[arg(long)]
+    at: Option<u64>,
+    /// Before the first event with a later ts (nanoseconds).
+    #[arg(long)]
+    at_time: Option<u64>,
+    /// How many of the last events and outputs to list.
+    #[arg(long, default_value_t = 10)]
+    last: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -155,6 +181,7 @@ fn main() -> ExitCode {
         Command::Replay(ReplayCommand::Run(args)) => replay_run(args),
         Command::Replay(ReplayCommand::Check(args)) => replay_check(args),
         Command::Replay(ReplayCommand::Verify(args)) => replay_verify(args),
+        Command::Replay(ReplayCommand::Inspect(args)) => replay_inspect(args),
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
@@ -183,6 +210,46 @@ fn exit_status(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// `liqd replay inspect SOURCE --account ID [--at SEQ | --at-time TS]`.
+fn replay_inspect(args: &InspectArgs) -> anyhow::Result<()> {
+    let at = match (args.at, args.at_time) {
+        (Some(seq), _) => At::Seq(Seq(seq)),
+        (None, Some(ts)) => At::Time(UnixNanos(ts)),
+        (None, None) => At::End,
+    };
+    let inspection = replay::inspect::inspect(
+        &Input::open(&args.source),
+        AccountId(args.account),
+        at,
+        args.last,
+        Limits::default(),
+        &mut Progress::stderr("inspect"),
+    )
+    .map_err(input_error)?;
+    if args.json {
+        write_stdout(&format!("{:#}\n", inspection.to_json()))
+    } else {
+        write_stdout(&inspection.to_string())
+    }
+}
+
+/// Writes a report to standard output (an error, not a panic, when it is
+/// closed).
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to standard output")
+}
+
+/// Keeps a JSONL format error recognisable for the exit status.
+fn input_error(e: InputError) -> anyhow::Error {
+    match e {
+        InputError::Jsonl(e) => e.into(),
+        other => other.into(),
+    }
+}
+
 /// `liqd replay verify SOURCE [--outputs PATH] [--reference]`.
 fn replay_verify(args: &VerifyArgs) -> anyhow::Result<()> {
     let input = Input::open(&args.source);
@@ -198,7 +265,7 @@ fn replay_verify(args: &VerifyArgs) -> anyhow::Result<()> {
         Limits::default(),
         &mut progress,
     )?;
-    println!("{report}");
+    write_stdout(&format!("{report}\n"))?;
     anyhow::ensure!(
         report.is_ok(),
         "the replay diverged from the recorded outputs"
@@ -339,7 +406,7 @@ fn journal_export(args: &ExportArgs) -> anyhow::Result<()> {
 fn journal_check(args: &JournalDirArgs) -> anyhow::Result<()> {
     let report = journal::check(&args.dir)
         .with_context(|| format!("checking journal {}", args.dir.display()))?;
-    println!("{report}");
+    write_stdout(&format!("{report}\n"))?;
     anyhow::ensure!(
         report.is_intact(),
         "journal {} is not intact",

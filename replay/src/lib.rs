@@ -8,6 +8,7 @@
 pub mod compare;
 pub mod engines;
 pub mod input;
+pub mod inspect;
 pub mod jsonl;
 pub mod progress;
 pub mod run;
