@@ -18,9 +18,11 @@ use replay::engines::{make_engine, EngineKind};
 use replay::input::{Input, InputError};
 use replay::inspect::At;
 use replay::jsonl::{write_event, EventReader, JsonlError, JsonlSink};
+use replay::overrides::Overrides;
 use replay::progress::Progress;
 use replay::run::{apply_one, Summary};
 use replay::verify::{Expected, VerifyError};
+use replay::whatif::MarginMode;
 
 /// Exit status for an input that is not valid for the format (and, from
 /// clap, for usage errors).
@@ -105,6 +107,35 @@ enum ReplayCommand {
     /// An account's full margin picture (every MARGIN.md term) at one
     /// moment of a history.
     Inspect(InspectArgs),
+    /// Re-run a history with changed risk definitions (or in isolated
+    /// margin mode) and print the difference in liquidations.
+    Whatif(WhatifArgs),
+}
+
+#[derive(Args)]
+struct WhatifArgs {
+    /// Input journal directory or JSONL event file.
+    source: PathBuf,
+    /// Overrides, KEY=VALUE (see replay/README.md), e.g.
+    /// `instrument.BTC-PERP.mmr_scale=1.5`, `params.partial=false`.
+    #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
+    set: Vec<String>,
+    /// Overrides from a TOML file (tables are key prefixes); applied before
+    /// any --set.
+    #[arg(long, value_name = "FILE.toml")]
+    params: Option<PathBuf>,
+    /// `isolated`: compare with every position an isolated silo.
+    #[arg(long, value_enum, default_value_t = MarginModeArg::Cross)]
+    margin_mode: MarginModeArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MarginModeArg {
+    Cross,
+    Isolated,
 }
 
 #[derive(Args)]
@@ -182,6 +213,7 @@ fn main() -> ExitCode {
         Command::Replay(ReplayCommand::Check(args)) => replay_check(args),
         Command::Replay(ReplayCommand::Verify(args)) => replay_verify(args),
         Command::Replay(ReplayCommand::Inspect(args)) => replay_inspect(args),
+        Command::Replay(ReplayCommand::Whatif(args)) => replay_whatif(args),
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
@@ -240,6 +272,39 @@ fn write_stdout(text: &str) -> anyhow::Result<()> {
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())
         .context("writing to standard output")
+}
+
+/// `liqd replay whatif SOURCE (--set KEY=VALUE… | --params FILE.toml)
+/// [--margin-mode isolated] [--json]`.
+fn replay_whatif(args: &WhatifArgs) -> anyhow::Result<()> {
+    let mut overrides = match &args.params {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Overrides::parse_toml(&text).with_context(|| path.display().to_string())?
+        }
+        None => Overrides::default(),
+    };
+    overrides
+        .list
+        .extend(Overrides::parse(args.set.iter().map(String::as_str))?.list);
+    let mode = match args.margin_mode {
+        MarginModeArg::Cross => MarginMode::Cross,
+        MarginModeArg::Isolated => MarginMode::Isolated,
+    };
+    let report = replay::whatif::whatif(
+        &Input::open(&args.source),
+        overrides,
+        mode,
+        Limits::default(),
+        &mut Progress::stderr("whatif"),
+    )
+    .map_err(input_error)?;
+    if args.json {
+        write_stdout(&format!("{:#}\n", report.to_json()))
+    } else {
+        write_stdout(&report.to_string())
+    }
 }
 
 /// Keeps a JSONL format error recognisable for the exit status.
