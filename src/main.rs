@@ -110,6 +110,24 @@ enum ReplayCommand {
     /// Re-run a history with changed risk definitions (or in isolated
     /// margin mode) and print the difference in liquidations.
     Whatif(WhatifArgs),
+    /// An account's E, MM and IM over a history, with liquidation and halt
+    /// markers: a summary on stdout, optionally an SVG chart and a CSV.
+    Timeline(TimelineArgs),
+}
+
+#[derive(Args)]
+struct TimelineArgs {
+    /// Input journal directory or JSONL event file.
+    source: PathBuf,
+    /// Account id.
+    #[arg(long)]
+    account: u64,
+    /// Write the chart here.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Write the points here.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
 }
 
 #[derive(Args)]
@@ -214,6 +232,7 @@ fn main() -> ExitCode {
         Command::Replay(ReplayCommand::Verify(args)) => replay_verify(args),
         Command::Replay(ReplayCommand::Inspect(args)) => replay_inspect(args),
         Command::Replay(ReplayCommand::Whatif(args)) => replay_whatif(args),
+        Command::Replay(ReplayCommand::Timeline(args)) => replay_timeline(args),
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
@@ -305,6 +324,26 @@ fn replay_whatif(args: &WhatifArgs) -> anyhow::Result<()> {
     } else {
         write_stdout(&report.to_string())
     }
+}
+
+/// `liqd replay timeline SOURCE --account ID [--svg FILE] [--csv FILE]`.
+fn replay_timeline(args: &TimelineArgs) -> anyhow::Result<()> {
+    let line = replay::timeline::timeline(
+        &Input::open(&args.source),
+        AccountId(args.account),
+        Limits::default(),
+        &mut Progress::stderr("timeline"),
+    )
+    .map_err(input_error)?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, line.to_svg())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.csv {
+        std::fs::write(path, line.to_csv())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    write_stdout(&format!("{}\n", line.summary()))
 }
 
 /// Keeps a JSONL format error recognisable for the exit status.

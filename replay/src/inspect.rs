@@ -155,29 +155,25 @@ pub fn inspect(
     Ok(watch.inspection(&engine, applied))
 }
 
-/// Follows one account through a replay.
-struct Watch {
-    account: AccountId,
-    last: usize,
+/// What one account holds, to tell which events and outputs concern it.
+#[derive(Clone, Debug)]
+pub(crate) struct Holdings {
+    pub account: AccountId,
     instruments: Vec<InstrumentId>,
     assets: Vec<AssetId>,
-    events: VecDeque<(Seq, Event)>,
-    outputs: VecDeque<Output>,
 }
 
-impl Watch {
-    fn new(account: AccountId, last: usize) -> Watch {
-        Watch {
+impl Holdings {
+    pub fn new(account: AccountId) -> Holdings {
+        Holdings {
             account,
-            last,
             instruments: Vec::new(),
             assets: Vec::new(),
-            events: VecDeque::new(),
-            outputs: VecDeque::new(),
         }
     }
 
-    fn touches(&self, event: &Event) -> bool {
+    /// The event concerns the account (with its holdings before it).
+    pub fn touches(&self, event: &Event) -> bool {
         match event {
             Event::Fill(e) => e.account == self.account,
             Event::Balance(e) => e.account == self.account,
@@ -191,19 +187,18 @@ impl Watch {
         }
     }
 
-    fn after(&mut self, engine: &Engine, seq: Seq, event: &Event, outputs: &[Output]) {
-        if self.touches(event) {
-            push_bounded(&mut self.events, (seq, *event), self.last);
+    /// The output concerns the account: its liquidation, or a halt of an
+    /// instrument it holds.
+    pub fn receives(&self, output: &Output) -> bool {
+        match output {
+            Output::Liquidation(l, _) => l.account == self.account,
+            Output::Halt(h) => self.instruments.contains(&h.instrument),
         }
-        for output in outputs {
-            let mine = match output {
-                Output::Liquidation(l, _) => l.account == self.account,
-                Output::Halt(h) => self.instruments.contains(&h.instrument),
-            };
-            if mine {
-                push_bounded(&mut self.outputs, output.clone(), self.last);
-            }
-        }
+    }
+
+    /// Holdings change only with the account's own fills and balance
+    /// changes.
+    pub fn after(&mut self, engine: &Engine, event: &Event) {
         let own = matches!(event, Event::Fill(e) if e.account == self.account)
             || matches!(event, Event::Balance(e) if e.account == self.account);
         if own {
@@ -212,6 +207,39 @@ impl Watch {
                 self.assets = detail.balances.iter().map(|b| b.asset).collect();
             }
         }
+    }
+}
+
+/// Follows one account through a replay.
+struct Watch {
+    account: AccountId,
+    last: usize,
+    holdings: Holdings,
+    events: VecDeque<(Seq, Event)>,
+    outputs: VecDeque<Output>,
+}
+
+impl Watch {
+    fn new(account: AccountId, last: usize) -> Watch {
+        Watch {
+            account,
+            last,
+            holdings: Holdings::new(account),
+            events: VecDeque::new(),
+            outputs: VecDeque::new(),
+        }
+    }
+
+    fn after(&mut self, engine: &Engine, seq: Seq, event: &Event, outputs: &[Output]) {
+        if self.holdings.touches(event) {
+            push_bounded(&mut self.events, (seq, *event), self.last);
+        }
+        for output in outputs {
+            if self.holdings.receives(output) {
+                push_bounded(&mut self.outputs, output.clone(), self.last);
+            }
+        }
+        self.holdings.after(engine, event);
     }
 
     fn inspection(self, engine: &Engine, seq: Option<Seq>) -> Inspection {

@@ -14,5 +14,6 @@ pub mod jsonl;
 pub mod overrides;
 pub mod progress;
 pub mod run;
+pub mod timeline;
 pub mod verify;
 pub mod whatif;
