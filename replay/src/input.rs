@@ -6,7 +6,9 @@
 //! A JSONL file's event on line `n` has sequence `n`; a journal's records
 //! carry their own. The journal is read zero-copy with every record's CRC
 //! and archive validated (the safe reader): files from disk are outside
-//! bytes.
+//! bytes. Reading and decoding run on a second thread a few batches ahead
+//! of the caller, so a replay costs about the engine's own apply time (see
+//! BENCHMARKS.md, "Replay").
 
 use std::cell::Cell;
 use std::fs::File;
@@ -14,6 +16,7 @@ use std::io::{BufReader, Read};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::mpsc;
 
 use engine::{Event, Seq};
 use journal::{InputReader, JournalError};
@@ -23,6 +26,27 @@ use crate::progress::Progress;
 
 /// Read buffer of a JSONL file.
 const READ_BUFFER_BYTES: usize = 1 << 16;
+
+/// Events per batch handed from the reading thread.
+pub const BATCH_EVENTS: usize = 1024;
+/// Batches read ahead at most.
+pub const BATCHES_AHEAD: usize = 4;
+
+/// Events read ahead, with the source position after the last (bytes of a
+/// JSONL file, or the sequence).
+struct Batch {
+    events: Vec<(Seq, Event)>,
+    position: u64,
+}
+
+impl Batch {
+    fn new() -> Batch {
+        Batch {
+            events: Vec::with_capacity(BATCH_EVENTS),
+            position: 0,
+        }
+    }
+}
 
 /// The subdirectory of a journal directory that holds its output journal
 /// (written by `liqd journal import --with-outputs`, read by `verify`).
@@ -73,6 +97,12 @@ impl Input {
     /// Calls `f` with every event in order until the end or until `f`
     /// breaks, ticking `progress` (a JSONL file's bar counts bytes).
     ///
+    /// The source is read ahead on a second thread, in batches of
+    /// [`BATCH_EVENTS`] (at most [`BATCHES_AHEAD`] waiting), so reading and
+    /// decoding overlap the caller's work: the engine thread only takes
+    /// events out of a batch. Order is the source's; nothing else crosses
+    /// the threads.
+    ///
     /// # Errors
     /// The source cannot be opened, a JSONL line is not valid, a journal
     /// record is damaged: the events before it have been passed to `f`.
@@ -81,14 +111,60 @@ impl Input {
         progress: &mut Progress,
         mut f: impl FnMut(Seq, &Event) -> ControlFlow<()>,
     ) -> Result<(), InputError> {
-        match self {
+        if let Input::Jsonl(path) = self {
+            if let Ok(meta) = std::fs::metadata(path) {
+                progress.set_total(meta.len());
+            }
+        }
+        let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_AHEAD);
+        let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
+        let result = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || self.read_ahead(&full_tx, &empty_rx));
+            'batches: for mut batch in full_rx.iter() {
+                for (seq, event) in &batch.events {
+                    if f(*seq, event).is_break() {
+                        break 'batches;
+                    }
+                    progress.tick_with(|| batch.position);
+                }
+                batch.events.clear();
+                // The reader may have finished: a recycled batch is then
+                // simply dropped.
+                let _ = empty_tx.send(batch);
+            }
+            // A reader blocked on a full channel sees it closed and stops.
+            drop(full_rx);
+            match reader.join() {
+                Ok(result) => result,
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        });
+        progress.finish();
+        result
+    }
+
+    /// The reading thread: fills batches and sends them; stops quietly
+    /// when the receiving side is gone.
+    fn read_ahead(
+        &self,
+        full: &mpsc::SyncSender<Batch>,
+        empty: &mpsc::Receiver<Batch>,
+    ) -> Result<(), InputError> {
+        let mut batch = Batch::new();
+        let mut push = |seq: Seq, event: Event, position: u64| -> bool {
+            batch.events.push((seq, event));
+            batch.position = position;
+            if batch.events.len() < BATCH_EVENTS {
+                return true;
+            }
+            let next = empty.try_recv().unwrap_or_else(|_| Batch::new());
+            full.send(std::mem::replace(&mut batch, next)).is_ok()
+        };
+        let read = match self {
             Input::Jsonl(path) => {
                 let name = path.display().to_string();
                 let file =
                     File::open(path).map_err(|e| JsonlError::new(&name, 0, ErrorKind::Io(e)))?;
-                if let Ok(meta) = file.metadata() {
-                    progress.set_total(meta.len());
-                }
                 let bytes = Rc::new(Cell::new(0));
                 let counted = Counted {
                     inner: file,
@@ -96,27 +172,40 @@ impl Input {
                 };
                 let mut reader =
                     EventReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, counted), name);
-                while let Some(event) = reader.read_event()? {
-                    let seq = Seq(reader.line());
-                    if f(seq, &event).is_break() {
-                        break;
+                loop {
+                    match reader.read_event() {
+                        Ok(Some(event)) => {
+                            if !push(Seq(reader.line()), event, bytes.get()) {
+                                return Ok(());
+                            }
+                        }
+                        Ok(None) => break Ok(()),
+                        Err(e) => break Err(InputError::from(e)),
                     }
-                    progress.tick_with(|| bytes.get());
                 }
             }
             Input::Journal(dir) => {
                 let reader = InputReader::open(dir)?;
+                let mut outcome = Ok(());
                 for record in reader.iter() {
-                    let record = record?;
-                    if f(record.seq, &record.event()).is_break() {
-                        break;
+                    match record {
+                        Ok(record) => {
+                            if !push(record.seq, record.event(), record.seq.0) {
+                                return Ok(());
+                            }
+                        }
+                        Err(e) => {
+                            outcome = Err(InputError::from(e));
+                            break;
+                        }
                     }
-                    progress.tick_with(|| record.seq.0);
                 }
+                outcome
             }
-        }
-        progress.finish();
-        Ok(())
+        };
+        // What was read before an error is delivered first.
+        let _ = full.send(batch);
+        read
     }
 
     /// Every event, in memory (tests, small files).
