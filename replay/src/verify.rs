@@ -43,8 +43,12 @@ impl Expected {
         match input {
             Input::Journal(dir) => Expected::Journal(dir.join(crate::input::OUTPUT_SUBDIR)),
             Input::Jsonl(file) => {
-                let stem = file.with_extension("");
-                Expected::Jsonl(stem.with_extension("expected.jsonl"))
+                let name = file.file_name().map_or_else(String::new, |n| {
+                    let name = n.to_string_lossy();
+                    let stem = name.strip_suffix(".jsonl").unwrap_or(&name);
+                    format!("{stem}.expected.jsonl")
+                });
+                Expected::Jsonl(file.with_file_name(name))
             }
         }
     }
@@ -396,4 +400,26 @@ pub fn record_outputs(
     }
     let last = journal.close()?;
     Ok((summary, (last.0 > 0).then_some(last)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expected_outputs_sit_beside_the_input() {
+        let beside = |p: &str| Expected::beside(&Input::Jsonl(PathBuf::from(p)));
+        assert_eq!(
+            beside("dir/a.b.jsonl"),
+            Expected::Jsonl(PathBuf::from("dir/a.b.expected.jsonl"))
+        );
+        assert_eq!(
+            beside("events"),
+            Expected::Jsonl(PathBuf::from("events.expected.jsonl"))
+        );
+        assert_eq!(
+            Expected::beside(&Input::Journal(PathBuf::from("j"))),
+            Expected::Journal(PathBuf::from("j/output"))
+        );
+    }
 }
