@@ -1,7 +1,7 @@
 //! Replay speed: how much reading a history adds to the engine's own apply
 //! time (BENCHMARKS.md, "Replay").
 //!
-//! `cargo run --release -p replay --example replay_speed -- [ACCOUNTS] [TICKS] [RUNS]`
+//! `cargo run --release -p replay --example replay_speed -- [ACCOUNTS] [TICKS] [RUNS] [quiet]`
 //!
 //! Builds a deterministic history (a population of accounts with 1–3
 //! positions and some collateral, then a random-walk of marks and index
@@ -16,6 +16,9 @@
 //! - `verify journal`: `replay::verify` (replay + comparing every output
 //!   with the output journal);
 //! - the same two for the JSONL file.
+//!
+//! `quiet`: the ticks are marks that cross nothing (±10⁻⁶), the engine's
+//! cheapest event — the worst case for the relative cost of reading.
 
 use std::hint::black_box;
 use std::io::Write;
@@ -55,7 +58,7 @@ fn fx(units: i64) -> Fixed8 {
     Fixed8(units * 100_000_000)
 }
 
-fn history(accounts: u64, ticks: u64) -> Vec<Event> {
+fn history(accounts: u64, ticks: u64, quiet: bool) -> Vec<Event> {
     let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
     let mut ts = 1u64;
     let mut events = Vec::new();
@@ -184,7 +187,21 @@ fn history(accounts: u64, ticks: u64) -> Vec<Event> {
     for n in 0..ticks {
         let roll = rng.below(100);
         let ts = t(&mut ts);
-        let event = if roll < 90 {
+        let event = if quiet {
+            // A tick that crosses nothing: ±10⁻⁶ of the base price.
+            let i = (n % u64::from(INSTRUMENTS)) as usize;
+            let base = BASES[i] * 100_000_000;
+            let wiggle = if (n / u64::from(INSTRUMENTS)) % 2 == 0 {
+                base / 1_000_000
+            } else {
+                0
+            };
+            Event::Mark(MarkPrice {
+                ts,
+                instrument: InstrumentId(i as u32 + 1),
+                price: Fixed8(base + wiggle),
+            })
+        } else if roll < 90 {
             let i = rng.below(u64::from(INSTRUMENTS)) as usize;
             let step = (rng.below(101) as i64 - 50) * marks[i] / 1_000_000; // ±0.5 bp
             marks[i] = (marks[i] + step).max(1);
@@ -235,6 +252,7 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
+    let quiet = std::env::args().any(|a| a == "quiet");
     let args: Vec<u64> = std::env::args()
         .skip(1)
         .filter_map(|a| a.parse().ok())
@@ -242,7 +260,7 @@ fn main() {
     let accounts = args.first().copied().unwrap_or(20_000);
     let ticks = args.get(1).copied().unwrap_or(500_000);
     let runs = args.get(2).copied().unwrap_or(5) as usize;
-    let events = history(accounts, ticks);
+    let events = history(accounts, ticks, quiet);
     let n = events.len() as f64;
     let dir = tempfile::tempdir().expect("tempdir");
     let journal_dir = dir.path().join("journal");
@@ -274,11 +292,12 @@ fn main() {
         events.len()
     );
 
-    let mut timings: Vec<(&str, Vec<f64>)> = [
+    let mut timings: Vec<(&str, Vec<Sample>)> = [
         "apply (engine alone, events in memory)",
         "read journal (no engine)",
         "read journal, trusted reader (no engine)",
         "replay journal (read + apply)",
+        "replay journal, one thread (read + apply)",
         "verify journal (read + apply + compare outputs)",
         "read JSONL (no engine)",
         "replay JSONL (read + apply)",
@@ -289,45 +308,56 @@ fn main() {
     for _ in 0..runs {
         let mut engine = Engine::new(limits());
         let mut sink = CountingSink::default();
-        let started = Instant::now();
+        let started = Clock::start();
         for (i, e) in events.iter().enumerate() {
             let _ = engine.apply(Seq(i as u64 + 1), e, &mut sink);
         }
-        timings[0].1.push(started.elapsed().as_secs_f64());
+        timings[0].1.push(started.stop());
         black_box(engine.state_hash());
 
-        let started = Instant::now();
+        let started = Clock::start();
         let reader = InputReader::open(&journal_dir).expect("open");
         for record in reader.iter() {
             black_box(record.expect("record").event());
         }
-        timings[1].1.push(started.elapsed().as_secs_f64());
+        timings[1].1.push(started.stop());
 
-        let started = Instant::now();
+        let started = Clock::start();
         // SAFETY: the journal was written just above by this crate's writer.
         let reader = unsafe { InputReader::open_trusted(&journal_dir) }.expect("open");
         for record in reader.iter() {
             black_box(record.expect("record").event());
         }
-        timings[2].1.push(started.elapsed().as_secs_f64());
+        timings[2].1.push(started.stop());
 
         let replay = |input: &Input| {
             let mut engine = Engine::new(limits());
             let mut sink = CountingSink::default();
-            let started = Instant::now();
+            let started = Clock::start();
             input
                 .for_each(&mut Progress::hidden(), |seq, e| {
                     let _ = engine.apply(seq, e, &mut sink);
                     ControlFlow::Continue(())
                 })
                 .expect("replay");
-            let seconds = started.elapsed().as_secs_f64();
+            let seconds = started.stop();
             black_box(engine.state_hash());
             seconds
         };
         timings[3].1.push(replay(&input));
 
-        let started = Instant::now();
+        let mut engine = Engine::new(limits());
+        let mut sink = CountingSink::default();
+        let started = Clock::start();
+        let reader = InputReader::open(&journal_dir).expect("open");
+        for record in reader.iter() {
+            let record = record.expect("record");
+            let _ = engine.apply(record.seq, &record.event(), &mut sink);
+        }
+        timings[4].1.push(started.stop());
+        black_box(engine.state_hash());
+
+        let started = Clock::start();
         let report = verify(
             &input,
             &Expected::beside(&input),
@@ -336,30 +366,77 @@ fn main() {
             &mut Progress::hidden(),
         )
         .expect("verify");
-        timings[4].1.push(started.elapsed().as_secs_f64());
+        timings[5].1.push(started.stop());
         assert!(report.is_ok(), "{report}");
 
         let jsonl_input = Input::Jsonl(jsonl.clone());
-        let started = Instant::now();
+        let started = Clock::start();
         jsonl_input
             .for_each(&mut Progress::hidden(), |_, e| {
                 black_box(e);
                 ControlFlow::Continue(())
             })
             .expect("read");
-        timings[5].1.push(started.elapsed().as_secs_f64());
-        timings[6].1.push(replay(&jsonl_input));
+        timings[6].1.push(started.stop());
+        timings[7].1.push(replay(&jsonl_input));
     }
-    let apply = median(timings[0].1.clone());
-    println!("| step | median s | events/s | ns/event | vs apply |");
+    let pick = |samples: &[Sample], f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+    let apply_cpu = pick(&timings[0].1, |x| x.thread);
+    println!("| step | wall s (median) | this thread CPU ns/event | vs apply | all threads CPU ns/event |");
     println!("|---|---:|---:|---:|---:|");
     for (name, samples) in &timings {
-        let m = median(samples.clone());
+        let thread = pick(samples, |x| x.thread);
         println!(
-            "| {name} | {m:.3} | {:.2} M | {:.0} | {:+.1} % |",
-            n / m / 1e6,
-            m / n * 1e9,
-            (m - apply) / apply * 100.0
+            "| {name} | {:.3} | {:.0} | {:+.1} % | {:.0} |",
+            pick(samples, |x| x.wall),
+            thread / n * 1e9,
+            (thread - apply_cpu) / apply_cpu * 100.0,
+            pick(samples, |x| x.process) / n * 1e9,
         );
+    }
+}
+
+/// Wall time, this thread's CPU time and the process's CPU time: on a
+/// shared machine the CPU time of the engine's thread is the figure that
+/// other load does not inflate.
+#[derive(Clone, Copy)]
+struct Sample {
+    wall: f64,
+    thread: f64,
+    process: f64,
+}
+
+struct Clock {
+    wall: Instant,
+    thread: f64,
+    process: f64,
+}
+
+fn cpu_seconds(clock: libc::clockid_t) -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(clock, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime");
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+impl Clock {
+    fn start() -> Clock {
+        Clock {
+            wall: Instant::now(),
+            thread: cpu_seconds(libc::CLOCK_THREAD_CPUTIME_ID),
+            process: cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID),
+        }
+    }
+
+    fn stop(&self) -> Sample {
+        Sample {
+            wall: self.wall.elapsed().as_secs_f64(),
+            thread: cpu_seconds(libc::CLOCK_THREAD_CPUTIME_ID) - self.thread,
+            process: cpu_seconds(libc::CLOCK_PROCESS_CPUTIME_ID) - self.process,
+        }
     }
 }

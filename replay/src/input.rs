@@ -28,7 +28,7 @@ use crate::progress::Progress;
 const READ_BUFFER_BYTES: usize = 1 << 16;
 
 /// Events per batch handed from the reading thread.
-pub const BATCH_EVENTS: usize = 1024;
+pub const BATCH_EVENTS: usize = 256;
 /// Batches read ahead at most.
 pub const BATCHES_AHEAD: usize = 4;
 
