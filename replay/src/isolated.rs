@@ -11,10 +11,11 @@
 //! - each (account, instrument) position is a *silo* with its own quote
 //!   cash: a fill's cost and fee are paid from it, funding is paid into or
 //!   out of it, its equity is `cash + V`;
-//! - at each fill the silo is re-funded to the position's initial margin
+//! - at each fill the silo is funded up to the position's initial margin
 //!   `IM`: the shortfall is moved from the pool (only what the free
-//!   collateral covers, if less), a surplus goes back to the pool; a silo
-//!   whose position is closed returns all its cash;
+//!   collateral covers, if less); a silo above `IM` keeps its surplus (its
+//!   PnL and funding stay in it); a silo whose position is closed returns
+//!   all its cash to the pool;
 //! - a silo is liquidated when `cash + V < MM` (its instrument priced and
 //!   not halted), in full, at the mark, paying `round8(N × φ)`; what is left
 //!   returns to the pool, a deficit is a *shortfall* (isolated: never
@@ -178,15 +179,13 @@ impl IsolatedModel {
         add(quote, others)
     }
 
-    /// Re-funds a silo to its position's `IM`.
+    /// Tops a silo up to its position's `IM` from the pool's free
+    /// collateral (what there is, if less); a silo above `IM` keeps its
+    /// surplus (its PnL stays in it).
     fn fund(&mut self, oracle: &Engine, key: (InstrumentId, AccountId), im: Dec8, equity: Dec8) {
         let delta = sub(im, equity);
-        let moved = if delta.0 > 0 {
-            let available = self.free_collateral(oracle, key.1).0.max(0);
-            Dec8(delta.0.min(available))
-        } else {
-            delta
-        };
+        let available = self.free_collateral(oracle, key.1).0.max(0);
+        let moved = Dec8(delta.0.min(available).max(0));
         let quote = self.pool_quote.entry(key.1).or_insert(Dec8::ZERO);
         *quote = sub(*quote, moved);
         let silo = self.silo_mut(key);

@@ -160,3 +160,38 @@ fn isolated_silos_liquidate_where_cross_margin_does_not() {
     let text = report.to_string();
     assert!(text.contains("isolated"), "{text}");
 }
+
+#[test]
+fn a_silo_is_funded_with_what_the_pool_has_when_it_has_less_than_im() {
+    // 150 deposited: A's silo takes its IM of 100, B's gets the 50 left
+    // (IM 100). B falling 1 %: 50 − 10 = 40 < MM 49.5 → B's silo goes;
+    // cross: E 140 against MM 99.5, healthy.
+    let history = events(
+        r#"
+{"type":"instrument","ts":0,"instrument":1,"symbol":"A","multiplier":"1","liquidation_fee":"0.001","tiers":[{"notional_floor":"0","mmr":"0.05","imr":"0.1"}]}
+{"type":"instrument","ts":0,"instrument":2,"symbol":"B","multiplier":"1","liquidation_fee":"0.001","tiers":[{"notional_floor":"0","mmr":"0.05","imr":"0.1"}]}
+{"type":"balance","ts":1,"account":3,"asset":0,"amount":"150","kind":"deposit","ref_id":1}
+{"type":"mark","ts":2,"instrument":1,"price":"100"}
+{"type":"mark","ts":2,"instrument":2,"price":"100"}
+{"type":"fill","ts":3,"account":3,"instrument":1,"qty":"10","price":"100","fee":"0","fill_id":1}
+{"type":"fill","ts":3,"account":3,"instrument":2,"qty":"10","price":"100","fee":"0","fill_id":2}
+{"type":"mark","ts":4,"instrument":2,"price":"99"}
+"#,
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_journal(dir.path(), &history);
+    let report = run(
+        &Input::Journal(dir.path().to_path_buf()),
+        &[],
+        MarginMode::Isolated,
+    );
+    let isolated = report.isolated.as_ref().expect("isolated report");
+    assert_eq!(isolated.cross_liquidations, 0, "{report}");
+    assert_eq!(isolated.liquidations.len(), 1, "{report}");
+    let silo = isolated.liquidations[0];
+    assert_eq!((silo.instrument, silo.seq), (InstrumentId(2), Seq(8)));
+    assert_eq!(silo.equity, Dec8::parse("40").unwrap());
+    assert_eq!(silo.maint_margin, Dec8::parse("49.5").unwrap());
+    assert_eq!(silo.qty, Dec8::parse("-10").unwrap());
+    assert_eq!(isolated.shortfall, Dec8::ZERO);
+}
