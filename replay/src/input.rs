@@ -59,6 +59,8 @@ pub enum InputError {
     Jsonl(#[from] JsonlError),
     #[error("journal: {0}")]
     Journal(#[from] JournalError),
+    #[error("{path}: no journal segment files (not an input journal directory)", path = .0.display())]
+    NoSegments(PathBuf),
 }
 
 impl InputError {
@@ -186,6 +188,9 @@ impl Input {
             }
             Input::Journal(dir) => {
                 let reader = InputReader::open(dir)?;
+                if reader.segment_count() == 0 {
+                    return Err(InputError::NoSegments(dir.clone()));
+                }
                 let mut outcome = Ok(());
                 for record in reader.iter() {
                     match record {

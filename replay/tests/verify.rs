@@ -170,3 +170,14 @@ fn outputs_are_recorded_once() {
     assert_eq!(bodies.len(), 1);
     assert!(matches!(bodies[0].output, OutputBody::Liquidation { .. }));
 }
+
+#[test]
+fn a_directory_without_segments_is_an_error_not_an_empty_history() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = Input::Journal(dir.path().to_path_buf());
+    let err = input.read_all().expect_err("no segments");
+    assert!(
+        err.to_string().contains("no journal segment files"),
+        "{err}"
+    );
+}
