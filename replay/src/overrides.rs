@@ -106,10 +106,19 @@ pub enum Override {
     WarnRatio(Fixed8),
 }
 
-/// Every override, in order.
+/// Every override, in order, with the `KEY=VALUE` text it came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Overrides {
     pub list: Vec<Override>,
+    pub texts: Vec<String>,
+}
+
+impl Overrides {
+    /// Appends another set after this one.
+    pub fn extend(&mut self, other: Overrides) {
+        self.list.extend(other.list);
+        self.texts.extend(other.texts);
+    }
 }
 
 fn decimal(key: &str, value: &str) -> Result<Fixed8, OverrideError> {
@@ -239,6 +248,7 @@ impl Overrides {
             }
         };
         self.list.push(item);
+        self.texts.push(format!("{key}={value}"));
         Ok(())
     }
 
@@ -307,23 +317,82 @@ pub struct Rewriter {
     /// Events rewritten or injected so far.
     pub rewritten: u64,
     pub injected: u64,
+    /// Per override: whether some event matched it.
+    matched: Vec<bool>,
 }
 
 impl Rewriter {
     pub fn new(overrides: Overrides) -> Rewriter {
         Rewriter {
-            overrides,
             started: false,
             symbols: BTreeMap::new(),
             with_risk: BTreeSet::new(),
             rewritten: 0,
             injected: 0,
+            matched: vec![false; overrides.list.len()],
+            overrides,
+        }
+    }
+
+    /// The overrides no event matched (a misspelt symbol, an asset the
+    /// history never defines), as `KEY=VALUE`.
+    pub fn unmatched(&self) -> Vec<String> {
+        self.matched
+            .iter()
+            .zip(&self.overrides.texts)
+            .filter(|(m, _)| !**m)
+            .map(|(_, text)| text.clone())
+            .collect()
+    }
+
+    /// Notes which overrides `event` (as passed to the engine) is a target of.
+    fn note_matches(&mut self, event: &Event) {
+        for (o, matched) in self.overrides.list.iter().zip(self.matched.iter_mut()) {
+            let hit = match (o, event) {
+                (
+                    Override::Partial(_) | Override::CooldownNs(_) | Override::WarnRatio(_),
+                    Event::Params(_),
+                ) => true,
+                (
+                    Override::Tiers(t, _)
+                    | Override::MmrScale(t, _)
+                    | Override::ImrScale(t, _)
+                    | Override::LiquidationFee(t, _),
+                    Event::InstrumentDef(e),
+                ) => t.matches(e.instrument.0, Some(&e.symbol)),
+                (
+                    Override::AssetWeight(t, _) | Override::LiabilityWeight(t, _),
+                    Event::AssetDef(e),
+                ) => {
+                    t.matches(e.asset.0, Some(&e.symbol)) && !(e.asset.0 == 0 && *t == Target::All)
+                }
+                (
+                    Override::VolLambda(t, _)
+                    | Override::VolRef(t, _)
+                    | Override::VolMaxFactor(t, _)
+                    | Override::MaxJump(t, _)
+                    | Override::MaxStalenessNs(t, _),
+                    Event::Risk(e),
+                ) => t.matches(e.instrument.0, self.symbols.get(&e.instrument)),
+                _ => false,
+            };
+            *matched |= hit;
         }
     }
 
     /// The events that replace `event` (it, rewritten, with any injected
     /// ones), appended to `out` in order.
     pub fn rewrite(&mut self, event: &Event, out: &mut Vec<Event>) {
+        let from = out.len();
+        self.rewrite_inner(event, out);
+        if !self.overrides.is_empty() {
+            for e in &out[from..] {
+                self.note_matches(e);
+            }
+        }
+    }
+
+    fn rewrite_inner(&mut self, event: &Event, out: &mut Vec<Event>) {
         if self.overrides.is_empty() {
             out.push(*event);
             return;

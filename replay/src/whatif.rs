@@ -133,6 +133,8 @@ pub struct WhatIfReport {
     pub events: u64,
     pub rewritten_events: u64,
     pub injected_events: u64,
+    /// Overrides no event matched (`KEY=VALUE`).
+    pub unmatched_overrides: Vec<String>,
     pub base: RunTotals,
     pub changed_run: RunTotals,
     pub added: Vec<LiquidationRecord>,
@@ -156,6 +158,7 @@ impl WhatIfReport {
             "events": self.events,
             "rewritten_events": self.rewritten_events,
             "injected_events": self.injected_events,
+            "unmatched_overrides": self.unmatched_overrides,
             "base": self.base.to_json(),
             "changed_run": self.changed_run.to_json(),
             "added": self.added.iter().map(LiquidationRecord::to_json).collect::<Vec<_>>(),
@@ -177,6 +180,9 @@ impl fmt::Display for WhatIfReport {
             "{} events, {} rewritten, {} injected",
             self.events, self.rewritten_events, self.injected_events
         )?;
+        for text in &self.unmatched_overrides {
+            writeln!(f, "warning: no definition in the history matches `{text}`")?;
+        }
         let (b, c) = (&self.base, &self.changed_run);
         writeln!(f, "                 before        after")?;
         writeln!(
@@ -330,6 +336,7 @@ pub fn whatif(
     report.events = events;
     report.rewritten_events = rewriter.rewritten;
     report.injected_events = rewriter.injected;
+    report.unmatched_overrides = rewriter.unmatched();
     report.isolated = isolated.map(|m| m.report(&changed.liquidations));
     report.base = base.totals;
     report.changed_run = changed.totals;

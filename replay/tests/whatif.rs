@@ -43,6 +43,7 @@ fn a_lower_haircut_weight_liquidates_one_mark_earlier() {
     let input = Input::open(&scenario("worked_example"));
     let report = run(&input, &["asset.ETH.weight=0.5"], MarginMode::Cross);
     assert_eq!(report.rewritten_events, 1, "{report}");
+    assert!(report.unmatched_overrides.is_empty());
     // ETH counts 1500 instead of 2400: at mark 61900 (seq 9) E < 0 < MM;
     // the cooldown then covers seq 10, where the base liquidated.
     assert_eq!(keys(&report.added), [(7, 9)], "{report}");
@@ -194,4 +195,21 @@ fn a_silo_is_funded_with_what_the_pool_has_when_it_has_less_than_im() {
     assert_eq!(silo.maint_margin, Dec8::parse("49.5").unwrap());
     assert_eq!(silo.qty, Dec8::parse("-10").unwrap());
     assert_eq!(isolated.shortfall, Dec8::ZERO);
+}
+
+#[test]
+fn an_override_that_matches_nothing_is_reported() {
+    let input = Input::open(&scenario("worked_example"));
+    let report = run(
+        &input,
+        &[
+            "asset.SOL.weight=0.5",
+            "instrument.BTC-PERP.liquidation_fee=0.002",
+        ],
+        MarginMode::Cross,
+    );
+    assert_eq!(report.unmatched_overrides, ["asset.SOL.weight=0.5"]);
+    assert!(report
+        .to_string()
+        .contains("no definition in the history matches `asset.SOL.weight=0.5`"));
 }
