@@ -263,6 +263,9 @@ fn main() {
     let events = history(accounts, ticks, quiet);
     let n = events.len() as f64;
     let dir = tempfile::tempdir().expect("tempdir");
+    // `keep`: leave the files (journal, outputs, JSONL) for profiling the
+    // `liqd replay` commands on them.
+    let keep = std::env::args().any(|a| a == "keep");
     let journal_dir = dir.path().join("journal");
     let mut journal = InputJournal::open(&journal_dir, JournalOptions::default()).expect("journal");
     for (i, e) in events.iter().enumerate() {
@@ -381,6 +384,9 @@ fn main() {
         timings[7].1.push(replay(&jsonl_input));
     }
     let pick = |samples: &[Sample], f: fn(&Sample) -> f64| median(samples.iter().map(f).collect());
+    if keep {
+        eprintln!("kept {}", dir.keep().display());
+    }
     let apply_cpu = pick(&timings[0].1, |x| x.thread);
     println!("| step | wall s (median) | this thread CPU ns/event | vs apply | all threads CPU ns/event |");
     println!("|---|---:|---:|---:|---:|");

@@ -59,6 +59,8 @@ pub enum InputError {
     Jsonl(#[from] JsonlError),
     #[error("journal: {0}")]
     Journal(#[from] JournalError),
+    #[error("cannot start the reading thread: {0}")]
+    Thread(std::io::Error),
     #[error("{path}: no journal segment files (not an input journal directory)", path = .0.display())]
     NoSegments(PathBuf),
 }
@@ -121,7 +123,13 @@ impl Input {
         let (full_tx, full_rx) = mpsc::sync_channel::<Batch>(BATCHES_AHEAD);
         let (empty_tx, empty_rx) = mpsc::channel::<Batch>();
         let result = std::thread::scope(|scope| {
-            let reader = scope.spawn(move || self.read_ahead(&full_tx, &empty_rx));
+            let reader = std::thread::Builder::new()
+                .name("replay-read".to_owned())
+                .spawn_scoped(scope, move || self.read_ahead(&full_tx, &empty_rx));
+            let reader = match reader {
+                Ok(reader) => reader,
+                Err(e) => return Err(InputError::Thread(e)),
+            };
             'batches: for mut batch in full_rx.iter() {
                 for (seq, event) in &batch.events {
                     if f(*seq, event).is_break() {
