@@ -6,6 +6,7 @@
 //! not built in).
 
 mod bench;
+mod demo;
 mod feed;
 mod listen;
 
@@ -48,6 +49,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole pipeline with no setup: a generated population and a
+    /// crash sent over UDP to an in-process daemon; a summary, `replay
+    /// verify` of its journal and the next commands to try.
+    Demo(demo::DemoArgs),
     /// Run the daemon: receive, journal, apply, publish (until SIGINT or
     /// SIGTERM).
     Run(DaemonArgs),
@@ -295,6 +300,7 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
         Command::Bench(command) => bench::run(command),
         Command::Feed(args) => feed::feed(args),
+        Command::Demo(args) => demo::demo(args),
         Command::Listen(args) => listen::listen(args),
     };
     match result {

@@ -29,12 +29,12 @@ use feed_gateway::{
     Gateway, GatewayConfig, GatewayHandler, InboundConfig, NoRetention, ReceiverConfig,
 };
 
-use crate::config::{Config, Idle, LoadError, StreamConfig};
+use crate::config::{Config, Idle, LoadError, Settings, StreamConfig};
 use crate::engine_thread::pin_current_thread;
 use crate::metrics::{Metrics, Observer};
 use crate::outbound::{OutboundSettings, OutboundSide};
 use crate::pipeline::{Pipeline, PipelineError};
-use crate::startup::{start, DaemonOptions, StartError};
+use crate::startup::{start, DaemonOptions, StartError, StopReport};
 
 /// How long the loop waits on the output ring alone while inputs are in
 /// flight (the engine takes about a microsecond per event) before it polls
@@ -75,50 +75,8 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).map_err(io("installing signals"))?;
     }
-    let options = DaemonOptions::from_config(&config, &settings);
-    let mut outbound = OutboundSide::new(&outbound_settings(&config), options.dir.clone())
-        .map_err(io("opening the outbound socket"))?;
     let metrics = Arc::new(Metrics::default());
-    let running = start(&options, metrics.clone(), &mut outbound)?;
-    eprintln!("liqd: {}", running.report);
-    let mut running = running;
-    // After the engine thread started: it must not inherit this mask.
-    if let Some(core) = config.threads.gateway_core {
-        pin_current_thread("gateway", core);
-    }
-    outbound.resume(running.pipeline.next_output_seq());
-    let mut gateway = open_gateway(&config, &running.pipeline)?;
-    let observer = Observer::start(
-        running.pipeline.sources(),
-        config.metrics.listen,
-        Duration::from_millis(config.metrics.status_log_interval_ms),
-    )
-    .map_err(io("starting the metrics endpoint"))?;
-    eprintln!(
-        "liqd: running: shard {} md={} orders={} admin={} outbound re-requests at {} metrics at {}",
-        settings.shard,
-        show(gateway.local_addr(Stream::MarketData)),
-        show(gateway.local_addr(Stream::Orders)),
-        show(gateway.local_addr(Stream::Admin)),
-        outbound
-            .rerequest_addr()
-            .map_or_else(|_| "-".to_owned(), |a| a.to_string()),
-        show(observer.local_addr()),
-    );
-    let result = serve(
-        &config,
-        settings.gateway_idle,
-        &stop,
-        &mut gateway,
-        &mut running.pipeline,
-        &mut outbound,
-    );
-    eprintln!("liqd: stopping: draining the rings, flushing the journals");
-    let stopped = running.stop(&mut outbound);
-    outbound.flush();
-    observer.stop();
-    result?;
-    let report = stopped?;
+    let report = run_until(&config, &settings, &stop, metrics, true, |_| {})?;
     eprintln!(
         "liqd: stopped at input seq {}, next output seq {}, snapshot {:?}, state_hash {:016x}",
         report.last_input_seq.0,
@@ -127,6 +85,90 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
         report.state_hash
     );
     Ok(())
+}
+
+/// Where a started daemon listens: the bound addresses (a configured
+/// port 0 is resolved), for an in-process caller such as `liqd demo`.
+#[derive(Clone, Copy, Debug)]
+pub struct Listening {
+    pub md: Option<SocketAddr>,
+    pub orders: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub outbound_rerequests: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+}
+
+/// [`run`] without the configuration file and the signal handlers: runs
+/// until `stop` is set, counting into `metrics`; `on_listening` is called
+/// once the sockets are bound. `log`: the start, notice and stop lines on
+/// stderr (the status line is `metrics.status_log_interval_ms`'s).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_until(
+    config: &Config,
+    settings: &Settings,
+    stop: &AtomicBool,
+    metrics: Arc<Metrics>,
+    log: bool,
+    on_listening: impl FnOnce(Listening),
+) -> Result<StopReport, RunError> {
+    let options = DaemonOptions::from_config(config, settings);
+    let mut outbound = OutboundSide::new(&outbound_settings(config), options.dir.clone())
+        .map_err(io("opening the outbound socket"))?;
+    let running = start(&options, metrics, &mut outbound)?;
+    if log {
+        eprintln!("liqd: {}", running.report);
+    }
+    let mut running = running;
+    // After the engine thread started: it must not inherit this mask.
+    if let Some(core) = config.threads.gateway_core {
+        pin_current_thread("gateway", core);
+    }
+    outbound.resume(running.pipeline.next_output_seq());
+    let mut gateway = open_gateway(config, &running.pipeline)?;
+    let observer = Observer::start(
+        running.pipeline.sources(),
+        config.metrics.listen,
+        Duration::from_millis(config.metrics.status_log_interval_ms),
+    )
+    .map_err(io("starting the metrics endpoint"))?;
+    let listening = Listening {
+        md: gateway.local_addr(Stream::MarketData),
+        orders: gateway.local_addr(Stream::Orders),
+        admin: gateway.local_addr(Stream::Admin),
+        outbound_rerequests: outbound.rerequest_addr().ok(),
+        metrics: observer.local_addr(),
+    };
+    if log {
+        eprintln!(
+            "liqd: running: shard {} md={} orders={} admin={} outbound re-requests at {} metrics at {}",
+            settings.shard,
+            show(listening.md),
+            show(listening.orders),
+            show(listening.admin),
+            show(listening.outbound_rerequests),
+            show(listening.metrics),
+        );
+    }
+    on_listening(listening);
+    let result = serve(
+        config,
+        settings.gateway_idle,
+        stop,
+        log,
+        &mut gateway,
+        &mut running.pipeline,
+        &mut outbound,
+    );
+    if log {
+        eprintln!("liqd: stopping: draining the rings, flushing the journals");
+    }
+    let stopped = running.stop(&mut outbound);
+    outbound.flush();
+    observer.stop();
+    result?;
+    Ok(stopped?)
 }
 
 fn show(addr: Option<SocketAddr>) -> String {
@@ -216,6 +258,8 @@ struct Handler<'a> {
     /// `NewSession` of a stream without one adopts it (the sequence goes
     /// on); a later one restarts the stream at 1.
     session_known: &'a mut [bool; 3],
+    /// Notices on stderr.
+    log: bool,
     error: Option<PipelineError>,
 }
 
@@ -246,6 +290,9 @@ impl GatewayHandler for Handler<'_> {
             }
             *known = true;
         }
+        if !self.log {
+            return;
+        }
         let from = show(source);
         match notice {
             Notice::GapClosed { .. } => {}
@@ -258,6 +305,7 @@ fn serve(
     config: &Config,
     idle: Idle,
     stop: &AtomicBool,
+    log: bool,
     gateway: &mut Gateway<NoRetention>,
     pipeline: &mut Pipeline,
     outbound: &mut OutboundSide,
@@ -287,6 +335,7 @@ fn serve(
             pipeline: &mut *pipeline,
             outbound: &mut *outbound,
             session_known: &mut session_known,
+            log,
             error: None,
         };
         let polled = gateway.poll(Some(timeout), &mut handler);
