@@ -24,7 +24,7 @@ fn a_small_demo_liquidates_and_its_journal_verifies() {
         .args([
             "demo",
             "--accounts",
-            "2000",
+            "300",
             "--ticks",
             "12000",
             "--seed",
