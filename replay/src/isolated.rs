@@ -107,6 +107,9 @@ enum Scope {
     Crossed,
 }
 
+/// Slack kept for roundings: every rounding in `E` and `MM` together is
+/// below 2·10⁻⁶ quote for vol factors up to 100, so 10⁻⁴ is a wide margin.
+const SLACK_MARGIN: Dec8 = Dec8(10_000);
 /// Smallest `|q|·m` given a price trigger: its rounding (≤ 10⁻⁸) is then
 /// at most 10⁻⁶ of it.
 const QM_MIN: Dec8 = Dec8(1_000_000);
@@ -116,8 +119,8 @@ const WIDENING: i128 = 250_000;
 
 /// The conservative trigger of a funded silo (see [`IsolatedModel`]),
 /// from its figures at mark `M`: the worst-case slack
-/// `s = E − MMraw × f_max − 1` (the vol factor may rise up to `f_max`; one
-/// quote unit covers every rounding). A fall of the mark to `M'` lowers a
+/// `s = E − MMraw × f_max − 10⁻⁴` (the vol factor may rise up to `f_max`;
+/// 10⁻⁴ covers every rounding). A fall of the mark to `M'` lowers a
 /// long's `E` by `(M − M')·q·m` and does not raise its `MMraw`; a rise
 /// lowers a short's `E` by `(M' − M)·|q|·m` and raises its `MMraw` by at
 /// most `mmr_max` of the notional added. So a long is safe while
@@ -139,7 +142,7 @@ fn trigger(
     let (Some(worst), Some(k), Some(qm)) = (worst, k, qm) else {
         return Trigger::Always;
     };
-    let slack = sub(sub(equity, worst), Dec8::ONE);
+    let slack = sub(sub(equity, worst), SLACK_MARGIN);
     if slack.0 <= 0 || qm < QM_MIN {
         return Trigger::Always;
     }
