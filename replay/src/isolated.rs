@@ -21,6 +21,11 @@
 //!   returns to the pool, a deficit is a *shortfall* (isolated: never
 //!   charged to the pool).
 //!
+//! A mark evaluates only the silos whose conservative trigger price it
+//! reaches (see [`IsolatedModel`]); `IsolatedModel::full_scan` is the same
+//! model evaluating every silo at every mark, and the tests check both give
+//! the same liquidations.
+//!
 //! Simplifications: no partial plan and no cooldown for silos (a silo is
 //! closed whole, so neither is needed); a fill before the instrument's first
 //! mark is funded at the first evaluation after a mark exists; the pool
@@ -31,7 +36,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use engine::arith::{mul3_round8, mul_round8};
+use engine::arith::{div_round8, mul3_round8, mul_round8};
 use engine::{AccountId, Dec8, Engine, Event, InstrumentId, Output, Seq};
 use serde_json::{json, Value};
 
@@ -43,6 +48,38 @@ struct Silo {
     cash: Dec8,
     /// Re-funded since its last fill (false until the instrument has a mark).
     funded: bool,
+    /// Where it is in the instrument's trigger index.
+    trigger: Trigger,
+}
+
+/// When a mark must re-evaluate a silo (see [`IsolatedModel`]): a
+/// conservative price bound, in Dec8 mantissa.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Trigger {
+    /// Not indexed.
+    None,
+    /// Every mark (unfunded, small, or no bound exists).
+    Always,
+    /// A long: any mark ≤ this price.
+    Below(i128),
+    /// A short: any mark ≥ this price.
+    Above(i128),
+}
+
+/// What bounds how fast a position's `MM` can grow: its vol factor is at
+/// most `f_max`, and `MMraw` grows by at most `mmr_max` of added notional.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct MarginBound {
+    mmr_max: Dec8,
+    factor_max: Dec8,
+}
+
+/// The silos of one instrument by trigger.
+#[derive(Clone, Debug, Default)]
+struct TriggerIndex {
+    always: BTreeSet<AccountId>,
+    below: BTreeSet<(i128, AccountId)>,
+    above: BTreeSet<(i128, AccountId)>,
 }
 
 /// One silo closed by the isolated model.
@@ -61,12 +98,91 @@ pub struct SiloLiquidation {
     pub shortfall: Dec8,
 }
 
+/// Which silos of an instrument to evaluate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Scope {
+    All,
+    One(AccountId),
+    /// Those whose trigger the current mark reaches.
+    Crossed,
+}
+
+/// Slack kept for roundings: every rounding in `E` and `MM` together is
+/// below 2·10⁻⁶ quote for vol factors up to 100, so 10⁻⁴ is a wide margin.
+const SLACK_MARGIN: Dec8 = Dec8(10_000);
+/// Smallest `|q|·m` given a price trigger: its rounding (≤ 10⁻⁸) is then
+/// at most 10⁻⁶ of it.
+const QM_MIN: Dec8 = Dec8(1_000_000);
+/// Distances are shrunk by 1/WIDENING of themselves (4·10⁻⁶), which
+/// covers the relative error of `|q|·m`.
+const WIDENING: i128 = 250_000;
+
+/// The conservative trigger of a funded silo (see [`IsolatedModel`]),
+/// from its figures at mark `M`: the worst-case slack
+/// `s = E − MMraw × f_max − 10⁻⁴` (the vol factor may rise up to `f_max`;
+/// 10⁻⁴ covers every rounding). A fall of the mark to `M'` lowers a
+/// long's `E` by `(M − M')·q·m` and does not raise its `MMraw`; a rise
+/// lowers a short's `E` by `(M' − M)·|q|·m` and raises its `MMraw` by at
+/// most `mmr_max` of the notional added. So a long is safe while
+/// `M' > M − s/(q·m)` (and at any higher mark if `k = mmr_max·f_max < 1`),
+/// a short while `M' < M + s/(|q|·m·(1 + k))`. Distances are shrunk by
+/// 4·10⁻⁶ and two units in the last place; `s ≤ 0`, `|q|·m < 0.01` and
+/// longs with `k ≥ 1` are evaluated at every mark.
+fn trigger(
+    qty: Dec8,
+    equity: Dec8,
+    mm_raw: Dec8,
+    mark: Dec8,
+    multiplier: Dec8,
+    bound: MarginBound,
+) -> Trigger {
+    let worst = mul_round8(mm_raw, bound.factor_max);
+    let k = mul_round8(bound.mmr_max, bound.factor_max).map(|k| Dec8(k.0 + 1));
+    let qm = mul_round8(Dec8(qty.0.abs()), multiplier);
+    let (Some(worst), Some(k), Some(qm)) = (worst, k, qm) else {
+        return Trigger::Always;
+    };
+    let slack = sub(sub(equity, worst), SLACK_MARGIN);
+    if slack.0 <= 0 || qm < QM_MIN {
+        return Trigger::Always;
+    }
+    let shrink = |d: Dec8| (d.0 - d.0 / WIDENING - 2).max(0);
+    if qty.0 > 0 {
+        if k >= Dec8::ONE {
+            return Trigger::Always;
+        }
+        match div_round8(slack, qm) {
+            Some(d) => Trigger::Below(mark.0.saturating_sub(shrink(d))),
+            None => Trigger::Always,
+        }
+    } else {
+        let scaled = mul_round8(qm, Dec8(Dec8::ONE.0 + k.0));
+        match scaled.and_then(|den| div_round8(slack, den)) {
+            Some(d) => Trigger::Above(mark.0.saturating_add(shrink(d))),
+            None => Trigger::Always,
+        }
+    }
+}
+
 /// The isolated model's state.
+///
+/// A mark re-evaluates only the silos it can have pushed under
+/// maintenance: each silo carries a conservative trigger price computed
+/// from its slack at its last evaluation (see `trigger`), so a long is
+/// looked at when the mark falls to its trigger, a short when it rises to
+/// it. Everything else
+/// that changes silos (fills, funding, definitions, risk parameters, a
+/// halt's end) evaluates them directly. [`IsolatedModel::full_scan`]
+/// evaluates every silo at every mark instead (the plain form the tests
+/// compare with).
 #[derive(Clone, Debug, Default)]
 pub struct IsolatedModel {
     pool_quote: BTreeMap<AccountId, Dec8>,
     silos: BTreeMap<(InstrumentId, AccountId), Silo>,
     liquidations: Vec<SiloLiquidation>,
+    bounds: BTreeMap<InstrumentId, MarginBound>,
+    index: BTreeMap<InstrumentId, TriggerIndex>,
+    full_scan: bool,
 }
 
 fn add(a: Dec8, b: Dec8) -> Dec8 {
@@ -101,7 +217,7 @@ impl IsolatedModel {
             Event::Fill(e) => {
                 self.pool_quote.entry(e.account).or_insert(Dec8::ZERO);
                 self.fill(oracle, e);
-                self.evaluate(oracle, seq, e.instrument, Some(e.account));
+                self.evaluate(oracle, seq, e.instrument, Scope::One(e.account));
             }
             Event::Funding(e) => {
                 for key in self.keys(e.instrument) {
@@ -111,19 +227,45 @@ impl IsolatedModel {
                         self.silo_mut(key).cash = sub(silo.cash, paid);
                     }
                 }
-                self.evaluate(oracle, seq, e.instrument, None);
+                self.evaluate(oracle, seq, e.instrument, Scope::All);
             }
-            Event::Mark(e) => self.evaluate(oracle, seq, e.instrument, None),
-            Event::InstrumentDef(e) => self.evaluate(oracle, seq, e.instrument, None),
-            Event::Risk(e) => self.evaluate(oracle, seq, e.instrument, None),
+            Event::Mark(e) => self.evaluate(oracle, seq, e.instrument, Scope::Crossed),
+            Event::InstrumentDef(e) => {
+                let bound = self.bounds.entry(e.instrument).or_insert(MarginBound {
+                    mmr_max: Dec8::ZERO,
+                    factor_max: Dec8::ONE,
+                });
+                bound.mmr_max = e
+                    .tiers
+                    .as_slice()
+                    .iter()
+                    .map(|t| t.mmr.dec())
+                    .max()
+                    .unwrap_or(Dec8::ONE);
+                self.evaluate(oracle, seq, e.instrument, Scope::All);
+            }
+            Event::Risk(e) => {
+                if let Some(bound) = self.bounds.get_mut(&e.instrument) {
+                    bound.factor_max = e.vol_max_factor.dec().max(Dec8::ONE);
+                }
+                self.evaluate(oracle, seq, e.instrument, Scope::All);
+            }
             _ => {}
         }
         for output in outputs {
             if let Output::Halt(h) = output {
                 if !h.on {
-                    self.evaluate(oracle, seq, h.instrument, None);
+                    self.evaluate(oracle, seq, h.instrument, Scope::All);
                 }
             }
+        }
+    }
+
+    /// The plain form: every silo of an instrument at every mark.
+    pub fn full_scan() -> IsolatedModel {
+        IsolatedModel {
+            full_scan: true,
+            ..IsolatedModel::default()
         }
     }
 
@@ -139,6 +281,7 @@ impl IsolatedModel {
             qty: Dec8::ZERO,
             cash: Dec8::ZERO,
             funded: false,
+            trigger: Trigger::None,
         })
     }
 
@@ -148,6 +291,7 @@ impl IsolatedModel {
         };
         let key = (e.instrument, e.account);
         let cost = mul3_round8(e.qty.dec(), e.price.dec(), market.multiplier).unwrap_or(Dec8::ZERO);
+        self.unindex(key);
         let silo = self.silo_mut(key);
         silo.cash = sub(sub(silo.cash, cost), e.fee.dec());
         silo.qty = add(silo.qty, e.qty.dec());
@@ -156,6 +300,10 @@ impl IsolatedModel {
             let cash = silo.cash;
             self.silos.remove(&key);
             self.release(e.account, cash);
+        } else {
+            // Unfunded: looked at by every mark until funded (the fill's
+            // own evaluation does that when the instrument has a mark).
+            self.reindex(key, market.multiplier, None);
         }
     }
 
@@ -194,26 +342,28 @@ impl IsolatedModel {
     }
 
     /// Funds unfunded silos and liquidates those under maintenance, of one
-    /// instrument (or one account's silo in it).
-    fn evaluate(
-        &mut self,
-        oracle: &Engine,
-        seq: Seq,
-        instrument: InstrumentId,
-        only: Option<AccountId>,
-    ) {
+    /// instrument: all of its silos, one, or those a mark crossed.
+    fn evaluate(&mut self, oracle: &Engine, seq: Seq, instrument: InstrumentId, scope: Scope) {
         let Some(market) = oracle.instrument_market(instrument) else {
             return;
         };
-        if market.mark.is_none() {
+        let Some(mark) = market.mark else {
             return;
-        }
-        for key in self.keys(instrument) {
-            if only.is_some_and(|a| a != key.1) {
-                continue;
+        };
+        let keys: Vec<(InstrumentId, AccountId)> = match scope {
+            Scope::One(account) if self.silos.contains_key(&(instrument, account)) => {
+                vec![(instrument, account)]
             }
+            Scope::One(_) => Vec::new(),
+            Scope::All => self.keys(instrument),
+            Scope::Crossed if self.full_scan => self.keys(instrument),
+            Scope::Crossed => self.crossed(instrument, mark),
+        };
+        for key in keys {
+            self.unindex(key);
             let silo = self.silos[&key];
             let Some(terms) = oracle.position_terms(instrument, silo.qty) else {
+                self.reindex(key, market.multiplier, None);
                 continue;
             };
             if !silo.funded {
@@ -222,6 +372,8 @@ impl IsolatedModel {
             let silo = self.silos[&key];
             let equity = add(silo.cash, terms.value);
             if market.halted() || equity >= terms.mm {
+                let figures = Some((equity, terms.mm_raw, mark));
+                self.reindex(key, market.multiplier, figures);
                 continue;
             }
             let fee = mul_round8(terms.notional, market.liquidation_fee).unwrap_or(Dec8::ZERO);
@@ -243,6 +395,80 @@ impl IsolatedModel {
                 maint_margin: terms.mm,
                 shortfall,
             });
+        }
+    }
+
+    /// The silos of `instrument` whose trigger a mark at `mark` reaches,
+    /// ascending by account.
+    fn crossed(&self, instrument: InstrumentId, mark: Dec8) -> Vec<(InstrumentId, AccountId)> {
+        let Some(index) = self.index.get(&instrument) else {
+            return Vec::new();
+        };
+        let mut accounts: BTreeSet<AccountId> = index.always.clone();
+        accounts.extend(index.below.range((mark.0, AccountId(0))..).map(|(_, a)| *a));
+        accounts.extend(
+            index
+                .above
+                .range(..=(mark.0, AccountId(u64::MAX)))
+                .map(|(_, a)| *a),
+        );
+        accounts.into_iter().map(|a| (instrument, a)).collect()
+    }
+
+    fn unindex(&mut self, key: (InstrumentId, AccountId)) {
+        let Some(silo) = self.silos.get_mut(&key) else {
+            return;
+        };
+        let trigger = std::mem::replace(&mut silo.trigger, Trigger::None);
+        let Some(index) = self.index.get_mut(&key.0) else {
+            return;
+        };
+        match trigger {
+            Trigger::None => {}
+            Trigger::Always => {
+                index.always.remove(&key.1);
+            }
+            Trigger::Below(p) => {
+                index.below.remove(&(p, key.1));
+            }
+            Trigger::Above(p) => {
+                index.above.remove(&(p, key.1));
+            }
+        }
+    }
+
+    /// Indexes a silo that stays open under its fresh trigger; `figures`:
+    /// its `E`, `MMraw` and the mark, when just evaluated (else it is looked
+    /// at by every mark).
+    fn reindex(
+        &mut self,
+        key: (InstrumentId, AccountId),
+        multiplier: Dec8,
+        figures: Option<(Dec8, Dec8, Dec8)>,
+    ) {
+        let bound = self.bounds.get(&key.0).copied();
+        let Some(silo) = self.silos.get_mut(&key) else {
+            return;
+        };
+        let trigger = match (bound, figures) {
+            (Some(bound), Some((equity, mm_raw, mark))) if silo.funded => {
+                trigger(silo.qty, equity, mm_raw, mark, multiplier, bound)
+            }
+            _ => Trigger::Always,
+        };
+        silo.trigger = trigger;
+        let index = self.index.entry(key.0).or_default();
+        match trigger {
+            Trigger::None => {}
+            Trigger::Always => {
+                index.always.insert(key.1);
+            }
+            Trigger::Below(p) => {
+                index.below.insert((p, key.1));
+            }
+            Trigger::Above(p) => {
+                index.above.insert((p, key.1));
+            }
         }
     }
 
@@ -377,4 +603,32 @@ impl fmt::Display for IsolatedReport {
         }
         Ok(())
     }
+}
+
+/// Runs `input` through the fast engine (as the market oracle) and the
+/// isolated model — `full_scan`: its plain form — with no overrides; the
+/// silo liquidations in order.
+///
+/// # Errors
+/// The input cannot be read.
+pub fn silo_liquidations(
+    input: &crate::input::Input,
+    limits: engine::Limits,
+    full_scan: bool,
+) -> Result<Vec<SiloLiquidation>, crate::input::InputError> {
+    use engine::MarginEngine;
+    let mut engine = Engine::new(limits);
+    let mut model = if full_scan {
+        IsolatedModel::full_scan()
+    } else {
+        IsolatedModel::default()
+    };
+    let mut sink = engine::VecSink::default();
+    input.for_each(&mut crate::progress::Progress::hidden(), |seq, event| {
+        sink.outputs.clear();
+        let accepted = engine.apply(seq, event, &mut sink).is_ok();
+        model.after_event(&engine, seq, event, accepted, &sink.outputs);
+        std::ops::ControlFlow::Continue(())
+    })?;
+    Ok(model.liquidations)
 }

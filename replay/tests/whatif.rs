@@ -213,3 +213,91 @@ fn an_override_that_matches_nothing_is_reported() {
         .to_string()
         .contains("no definition in the history matches `asset.SOL.weight=0.5`"));
 }
+
+/// A seeded history with two instruments (one with a vol factor and a jump
+/// guard), funding, fills that open, add to, reduce and close positions,
+/// deposits and withdrawals, and a mark walk with 1 % steps.
+fn busy_history(seed: u64) -> Vec<engine::Event> {
+    let mut x = seed | 1;
+    let mut next = move |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let mut lines = vec![
+        r#"{"type":"params","ts":0,"partial_liquidation":true,"liquidation_cooldown_ns":10,"warn_ratio":"1.25"}"#.to_owned(),
+        r#"{"type":"instrument","ts":0,"instrument":1,"symbol":"A","multiplier":"1","liquidation_fee":"0.001","tiers":[{"notional_floor":"0","mmr":"0.02","imr":"0.05"},{"notional_floor":"5000","mmr":"0.04","imr":"0.1"}]}"#.to_owned(),
+        r#"{"type":"instrument","ts":0,"instrument":2,"symbol":"B","multiplier":"0.5","liquidation_fee":"0.002","tiers":[{"notional_floor":"0","mmr":"0.03","imr":"0.06"}]}"#.to_owned(),
+        r#"{"type":"risk","ts":0,"instrument":2,"vol_lambda":"0.9","vol_ref":"0.005","vol_max_factor":"3","max_staleness_ns":0,"max_jump":"0.025"}"#.to_owned(),
+    ];
+    let mut marks = [100_000i64, 40_000i64]; // hundredths
+    let mut ts = 1u64;
+    for (i, mark) in marks.iter().enumerate() {
+        lines.push(format!(
+            r#"{{"type":"mark","ts":{ts},"instrument":{},"price":"{}.{:02}"}}"#,
+            i + 1,
+            mark / 100,
+            mark % 100
+        ));
+    }
+    for step in 0..3000u64 {
+        ts += 1;
+        let roll = next(100);
+        let line = if roll < 70 {
+            let i = next(2) as usize;
+            let delta = (next(201) as i64 - 100) * marks[i] / 10_000; // ±1 %
+            marks[i] = (marks[i] + delta).max(100);
+            format!(
+                r#"{{"type":"mark","ts":{ts},"instrument":{},"price":"{}.{:02}"}}"#,
+                i + 1,
+                marks[i] / 100,
+                marks[i] % 100
+            )
+        } else if roll < 90 {
+            let i = next(2) as usize;
+            let qty = next(41) as i64 - 20;
+            if qty == 0 {
+                continue;
+            }
+            format!(
+                r#"{{"type":"fill","ts":{ts},"account":{},"instrument":{},"qty":"{qty}","price":"{}.{:02}","fee":"0.1","fill_id":{step}}}"#,
+                next(30),
+                i + 1,
+                marks[i] / 100,
+                marks[i] % 100
+            )
+        } else if roll < 98 {
+            let amount = next(3000) as i64 - 500;
+            format!(
+                r#"{{"type":"balance","ts":{ts},"account":{},"asset":0,"amount":"{amount}","kind":"adjustment","ref_id":{step}}}"#,
+                next(30)
+            )
+        } else {
+            format!(
+                r#"{{"type":"funding","ts":{ts},"instrument":{},"rate":"0.001"}}"#,
+                next(2) + 1
+            )
+        };
+        lines.push(line);
+    }
+    events(&lines.join("\n"))
+}
+
+#[test]
+fn the_trigger_index_finds_every_silo_liquidation_the_full_scan_finds() {
+    let mut total = 0;
+    for seed in [1u64, 7, 42, 1234, 99_991] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_journal(dir.path(), &busy_history(seed));
+        let input = Input::Journal(dir.path().to_path_buf());
+        let indexed = replay::isolated::silo_liquidations(&input, limits(), false).expect("runs");
+        let plain = replay::isolated::silo_liquidations(&input, limits(), true).expect("runs");
+        assert_eq!(indexed, plain, "seed {seed}");
+        total += plain.len();
+    }
+    assert!(
+        total >= 20,
+        "only {total} silo liquidations: the histories are too calm"
+    );
+}
