@@ -50,3 +50,30 @@ fn the_message_sizes_table_matches_the_codec() {
         assert_eq!(found.1, size, "`{letter}`");
     }
 }
+
+/// The README's test command is the one CI runs, and its first command is
+/// the demo.
+#[test]
+fn the_readme_commands_are_the_ci_ones() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let ci = std::fs::read_to_string(format!("{root}/.ci/run")).expect(".ci/run");
+    let block = readme
+        .split("```sh\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a first sh block");
+    let commands: Vec<&str> = block
+        .lines()
+        .map(|l| l.split('#').next().unwrap_or_default().trim())
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(
+        commands,
+        [
+            "cargo run --release -- demo",
+            "cargo test --workspace --locked"
+        ]
+    );
+    assert!(ci.lines().any(|l| l.trim() == commands[1]), "{ci}");
+}
