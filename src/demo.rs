@@ -661,7 +661,7 @@ fn print_summary(o: &Outcome, dir: &Path, discard: bool) -> anyhow::Result<()> {
         }
         let _ = writeln!(
             out,
-            "  liqd replay whatif {d} --set instrument.*.mmr_scale=1.5 --set params.partial=false"
+            "  liqd replay whatif {d} --set 'instrument.*.mmr_scale=1.5' --set params.partial=false"
         );
         let _ = writeln!(out, "  liqd journal check {d}");
     }
