@@ -42,7 +42,7 @@ use clap::{Args, ValueEnum};
 use daemon::config::Config;
 use daemon::metrics::Metrics;
 use daemon::run::{run_until, Listening};
-use engine::{AccountId, Event, Fixed8, IndexPrice, Limits, MarkPrice, UnixNanos};
+use engine::{AccountId, Event, Fixed8, IndexPrice, Limits, MarkPrice, RiskParams, UnixNanos};
 use feed_gateway::wire::DATAGRAM_BYTES_DEFAULT;
 use journal::{OutputBody, OutputReader};
 use replay::input::Input;
@@ -65,7 +65,8 @@ pub enum Scenario {
     /// A random walk only (the accounts nearest maintenance go).
     Walk,
     /// A random walk, then every market drops 20 % in one tick, stays
-    /// down briefly and comes back.
+    /// down briefly and comes back; every instrument gets a 10 % jump
+    /// guard first (RiskParams on the admin stream), so the drop halts.
     Flash,
 }
 
@@ -730,7 +731,19 @@ fn price_path(population: &[Event], scenario: Scenario, seed: u64, ticks: u64) -
     let fall_start = steps / 5;
     let fall_len = (steps * 3 / 10).max(1);
     let rebound_len = (steps / 5).max(1);
-    let mut events = Vec::with_capacity(ticks as usize);
+    let mut events = Vec::with_capacity(ticks as usize + lanes.len());
+    if scenario == Scenario::Flash {
+        // A 10 % jump guard on every instrument: the drop is held (a jump
+        // halt) until the market confirms it.
+        events.extend(population.iter().filter_map(|e| match e {
+            Event::Risk(r) => Some(Event::Risk(RiskParams {
+                ts: UnixNanos(2),
+                max_jump: Fixed8(10_000_000),
+                ..*r
+            })),
+            _ => None,
+        }));
+    }
     for t in 0..ticks {
         let lane = (t % n) as usize;
         let step = t / n;
