@@ -302,6 +302,7 @@ fn run_demo(
     let sent = sender.send_all(population, path, rate);
     let drained = sent.and_then(|()| sender.drain());
     sender.progress.finish(&sender.status());
+    let wall = started.elapsed();
     // Latency gauges are refreshed once a second by the gateway.
     if drained.is_ok() {
         std::thread::sleep(Duration::from_millis(1100));
@@ -320,7 +321,6 @@ fn run_demo(
         Err(_) => bail!("the daemon thread panicked"),
     };
     drained?;
-    let wall = started.elapsed();
     let (liquidations, halts_on, halts_off, most_liquidated) = read_outputs(dir)?;
     let verified = run_verify(dir, stopped.state_hash);
     Ok(Outcome {
@@ -603,7 +603,7 @@ fn print_summary(o: &Outcome, dir: &Path, discard: bool) -> anyhow::Result<()> {
     let _ = writeln!(out, "liqd demo summary");
     let _ = writeln!(
         out,
-        "  events        {} sent over UDP ({} setup, {} prices) in {:.1} s: {:.0} events/s; {} rejected",
+        "  events        {} sent over UDP ({} setup, {} prices), all applied in {:.1} s: {:.0} events/s; {} rejected",
         o.events,
         o.population_events,
         o.events - o.population_events,
