@@ -5,6 +5,7 @@
 //! file that cannot be opened or read, standard output closed, an engine
 //! not built in).
 
+mod bench;
 mod feed;
 mod listen;
 
@@ -55,6 +56,9 @@ enum Command {
     Feed(feed::FeedArgs),
     /// Print liqd's outbound MoldUDP64 stream as JSONL, re-requesting gaps.
     Listen(listen::ListenArgs),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 #[derive(Args)]
@@ -187,6 +191,7 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
         Command::Feed(args) => feed::feed(args),
         Command::Listen(args) => listen::listen(args),
+        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -492,3 +492,105 @@ fn journal_snapshot_continues_from_the_latest_and_errors_are_clear() {
     assert!(stderr.contains("warning: skipped snapshot"), "{stderr}");
     assert!(stderr.contains("resumed from snapshot seq=4 "), "{stderr}");
 }
+
+/// `liqd bench engine --json` at smoke size: one JSON object with the
+/// stable fields, and sane values.
+#[test]
+fn bench_engine_prints_one_json_object_with_sane_figures() {
+    let run = |path: &str, mix: &str| -> serde_json::Value {
+        let out = liqd(&[
+            "bench",
+            "engine",
+            "--accounts",
+            "2000",
+            "--events",
+            "2000",
+            "--path",
+            path,
+            "--mix",
+            mix,
+            "--json",
+        ]);
+        assert!(out.status.success(), "{}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        assert_eq!(stdout.lines().count(), 1, "{stdout}");
+        serde_json::from_str(&stdout).expect("one JSON object")
+    };
+    let number = |v: &serde_json::Value, field: &str| -> f64 {
+        v[field]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{field} is a number in {v}"))
+    };
+    let latency = |v: &serde_json::Value, field: &str| -> [f64; 5] {
+        ["mean", "p50", "p99", "p999", "max"].map(|q| {
+            v[field][q]
+                .as_f64()
+                .unwrap_or_else(|| panic!("{field}.{q} in {v}"))
+        })
+    };
+
+    let crash = run("crash", "marks=9,fills=1");
+    assert!(number(&crash, "events_per_s") > 0.0);
+    assert!(number(&crash, "liquidations") > 0.0, "{crash}");
+    assert!(number(&crash, "rearms_per_mark") > 0.0);
+    assert!(number(&crash, "ns_per_rearm") > 0.0);
+    assert_eq!(number(&crash, "events"), 2000.0);
+    assert_eq!(number(&crash, "marks") + number(&crash, "fills"), 2000.0);
+    for field in ["ns_per_event", "ns_per_mark"] {
+        let [mean, p50, p99, p999, max] = latency(&crash, field);
+        assert!(
+            0.0 < p50 && p50 <= p99 && p99 <= p999 && p999 <= max,
+            "{crash}"
+        );
+        assert!(mean <= max);
+    }
+    let bytes = number(&crash, "bytes_per_account");
+    assert!((100.0..10_000.0).contains(&bytes), "{bytes}");
+    assert!(number(&crash, "bytes_per_position") > 0.0);
+
+    // A quiet path crosses (almost) nothing; funding evaluates holders.
+    let quiet = run("quiet", "marks=90,fills=8,funding=2");
+    assert!(number(&quiet, "rearms_per_mark") < 0.01, "{quiet}");
+    assert_eq!(number(&quiet, "fundings"), 40.0);
+    assert_eq!(number(&quiet, "rejected"), 0.0);
+    assert!(quiet["ns_per_funding"]["mean"].as_f64() > quiet["ns_per_mark"]["p50"].as_f64());
+}
+
+#[test]
+fn bench_engine_usage_errors() {
+    for args in [
+        &["bench", "engine", "--mix", "marks=0"][..],
+        &["bench", "engine", "--mix", "ticks=1"][..],
+        &["bench", "engine", "--path", "sideways"][..],
+        &["bench", "engine", "--engine", "turbo"][..],
+        &["bench", "engine", "--instruments", "9"][..],
+        &["bench", "engine", "--accounts", "0"][..],
+        &["bench"][..],
+    ] {
+        let out = liqd(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let batch = liqd(&[
+        "bench",
+        "engine",
+        "--accounts",
+        "50",
+        "--events",
+        "600",
+        "--timing",
+        "batch",
+        "--json",
+    ]);
+    assert!(batch.status.success(), "{}", text(&batch.stderr));
+    let batch: serde_json::Value = serde_json::from_slice(&batch.stdout).expect("JSON");
+    assert!(batch["events_per_s"].as_f64() > Some(0.0), "{batch}");
+    assert_eq!(batch["timing"], "batch");
+    let human = liqd(&["bench", "engine", "--accounts", "50", "--events", "100"]);
+    assert!(human.status.success(), "{}", text(&human.stderr));
+    let table = text(&human.stdout);
+    assert!(
+        table.contains("events/s") && table.contains("p99.9"),
+        "{table}"
+    );
+}

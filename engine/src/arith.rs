@@ -18,10 +18,33 @@ pub const fn pow10(n: u32) -> i128 {
 const E8: i128 = pow10(8);
 const E16: i128 = pow10(16);
 
-/// `n / d` rounded half to even; `d > 0`.
+/// `n / d` rounded half to even; `d > 0`. In i64 when both fit (one
+/// hardware division instead of a 128-bit one: the usual case for prices,
+/// returns and per-mark variance terms).
 #[inline]
 pub fn div_round_half_even(n: i128, d: i128) -> i128 {
     debug_assert!(d > 0);
+    if let (Ok(n), Ok(d)) = (i64::try_from(n), i64::try_from(d)) {
+        return i128::from(div_round_half_even_64(n, d));
+    }
+    div_round_half_even_128(n, d)
+}
+
+#[inline]
+fn div_round_half_even_64(n: i64, d: i64) -> i64 {
+    let q = n / d;
+    let r = n % d;
+    // |r| < d ≤ 2⁶³ − 1: twice it fits a u64.
+    let twice = r.unsigned_abs() * 2;
+    let d = d.unsigned_abs();
+    if twice > d || (twice == d && q % 2 != 0) {
+        q + n.signum()
+    } else {
+        q
+    }
+}
+
+fn div_round_half_even_128(n: i128, d: i128) -> i128 {
     let q = n / d;
     let r = n % d;
     let twice = r.unsigned_abs() * 2;
@@ -172,6 +195,22 @@ mod tests {
 
     fn d(text: &str) -> Dec8 {
         Dec8::parse(text).unwrap()
+    }
+
+    proptest! {
+        #[test]
+        fn the_i64_division_equals_the_i128_one(
+            n in prop_oneof![any::<i64>(), -1_000i64..1_000, Just(i64::MIN), Just(i64::MAX)],
+            d in prop_oneof![1i64..=i64::MAX, 1i64..1_000, Just(100_000_000i64), Just(i64::MAX)],
+            tie in any::<bool>(),
+        ) {
+            // Ties too: n an odd multiple of d / 2.
+            let n = if tie && d % 2 == 0 { (n / d).saturating_mul(d).saturating_add(d / 2) } else { n };
+            prop_assert_eq!(
+                i128::from(div_round_half_even_64(n, d)),
+                div_round_half_even_128(i128::from(n), i128::from(d))
+            );
+        }
     }
 
     #[test]

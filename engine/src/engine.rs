@@ -35,7 +35,9 @@ use bnum::types::I256;
 use rustc_hash::FxHashMap;
 use xxhash_rust::xxh3::Xxh3;
 
-use crate::arith::{div_round8, div_round_half_even_256, isqrt_256, narrow_256};
+use crate::arith::{
+    div_round8, div_round_half_even, div_round_half_even_256, isqrt_256, narrow_256,
+};
 use crate::limits::{
     Limits, FACTOR_MANTISSA_MAX, FUNDING_RATE_MANTISSA_MAX, LIABILITY_WEIGHT_MANTISSA_MAX,
     MULTIPLIER_MANTISSA_MAX, PRICE_MANTISSA_MAX, QTY_MANTISSA_MAX, QUOTE_BALANCE_MANTISSA_MAX,
@@ -94,6 +96,29 @@ pub enum Standing {
     Unpriced,
     /// Priced; `halted` if a held instrument is halted.
     Priced { figures: Figures, halted: bool },
+}
+
+/// Reserved bytes of an [`Engine`] by what they hold.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUse {
+    /// The account table and the id map.
+    pub accounts: usize,
+    /// The position slab, the instruments' holder lists and the positions'
+    /// trigger heaps.
+    pub positions: usize,
+    /// Position slots reserved (the slab's capacity).
+    pub position_slots: usize,
+    /// The same for non-quote balances.
+    pub balances: usize,
+    pub balance_slots: usize,
+    /// Everything else: instruments, assets, cooldowns, scratch.
+    pub other: usize,
+}
+
+impl MemoryUse {
+    pub fn total(&self) -> usize {
+        self.accounts + self.positions + self.balances + self.other
+    }
 }
 
 /// The fast, incremental implementation of MARGIN.md.
@@ -219,32 +244,82 @@ impl Engine {
 
     /// Bytes of heap storage the engine holds (reserved capacity of every
     /// table, index and scratch buffer; hash tables estimated from their
-    /// capacity).
+    /// capacity): [`Engine::memory`]'s total.
     pub fn memory_bytes(&self) -> usize {
+        self.memory().total()
+    }
+
+    /// Where the reserved bytes go: per account, per position, per balance.
+    pub fn memory(&self) -> MemoryUse {
         use core::mem::size_of;
         let map = |cap: usize, entry: usize| cap * (entry + 1);
-        let mut total = self.instruments.capacity() * size_of::<InstrumentState>()
-            + self.assets.capacity() * size_of::<AssetState>()
-            + self.accounts.capacity() * size_of::<Account>()
-            + map(self.account_slots.capacity(), 16)
-            + map(self.instrument_slots.capacity(), 8)
-            + map(self.asset_slots.capacity(), 8)
-            + self.positions.bytes()
-            + self.balances.bytes()
-            + self.cooldowns.capacity() * size_of::<CooldownEntry>()
-            + self.stale_deadlines.bytes()
-            + self.due.capacity() * size_of::<Due>();
-        for i in &self.instruments {
-            total += i.holders.capacity() * 4;
+        let heaps =
+            |heaps: &[IndexedHeap<i64>]| heaps.iter().map(IndexedHeap::bytes).sum::<usize>();
+        let positions = self.positions.bytes()
+            + self
+                .instruments
+                .iter()
+                .map(|i| i.holders.capacity() * 4)
+                .sum::<usize>()
+            + self
+                .position_triggers
+                .iter()
+                .map(|h| heaps(h))
+                .sum::<usize>();
+        let balances = self.balances.bytes()
+            + self
+                .assets
+                .iter()
+                .map(|a| a.holders.capacity() * 4)
+                .sum::<usize>()
+            + self
+                .balance_triggers
+                .iter()
+                .map(|h| heaps(h))
+                .sum::<usize>();
+        MemoryUse {
+            accounts: self.accounts.capacity() * size_of::<Account>()
+                + map(self.account_slots.capacity(), 16),
+            positions,
+            position_slots: self.positions.capacity(),
+            balances,
+            balance_slots: self.balances.capacity(),
+            other: self.instruments.capacity() * size_of::<InstrumentState>()
+                + self.assets.capacity() * size_of::<AssetState>()
+                + map(self.instrument_slots.capacity(), 8)
+                + map(self.asset_slots.capacity(), 8)
+                + self.cooldowns.capacity() * size_of::<CooldownEntry>()
+                + self.stale_deadlines.bytes()
+                + self.due.capacity() * size_of::<Due>(),
         }
-        for a in &self.assets {
-            total += a.holders.capacity() * 4;
+    }
+
+    /// Evaluates one account as a crossed trigger would, outside any event:
+    /// a healthy, unblocked account gets fresh triggers at the current
+    /// prices (`true`); anything else changes nothing (`false`). No
+    /// decision depends on when an account was last armed (any arming of a
+    /// healthy account keeps the invariant), so outputs and
+    /// [`Engine::state_hash`] are unchanged. Benchmarks use it to time
+    /// arming alone.
+    pub fn rearm(&mut self, account: AccountId) -> bool {
+        let Some(&slot) = self.account_slots.get(&account.0) else {
+            return false;
+        };
+        if self.accounts[slot as usize].cooldown_since.is_some()
+            || self.config.mode != EvaluationMode::Triggers
+        {
+            return false;
         }
-        let heaps = self.position_triggers.iter().map(|h| &h[..]);
-        for heaps in heaps.chain(self.balance_triggers.iter().map(|h| &h[..])) {
-            total += heaps.iter().map(IndexedHeap::bytes).sum::<usize>();
+        match self.evaluate(slot) {
+            Standing::Priced {
+                figures,
+                halted: false,
+            } if figures.equity >= figures.maint_margin => {
+                self.arm(slot, &figures);
+                true
+            }
+            _ => false,
         }
-        total
     }
 
     /// Number of price triggers currently armed (both sides, all indexes;
@@ -799,9 +874,9 @@ impl Engine {
 
     fn refresh_vol_factor(&mut self, slot: u32) {
         let instrument = &mut self.instruments[slot as usize];
-        (instrument.vol_factor, instrument.sigma8) = match instrument.risk {
+        instrument.vol_factor = match instrument.risk {
             Some(risk) => vol_factor(instrument.variance16, risk.vol_ref, risk.vol_max_factor),
-            None => (Dec8::ONE, 0),
+            None => Dec8::ONE,
         };
     }
 
@@ -1234,7 +1309,12 @@ impl Engine {
                 x.f_bound.max(f),
                 instrument.mmr_max().0,
             );
-            let sigma = instrument.sigma8.max(default_sigma);
+            // σ (a square root) only where the split uses it. Without
+            // RiskParams the variance stays 0: σ = 0.
+            let sigma = match strategy {
+                SplitStrategy::NotionalVol => sigma8(instrument.variance16).max(default_sigma),
+                _ => default_sigma,
+            };
             x.r_down = r_down;
             x.r_up = r_up;
             x.weight = split_weight(strategy, r_down, r_up, x.price, sigma);
@@ -1682,7 +1762,25 @@ fn within(price: Dec8, reference: Dec8, max_jump: Dec8) -> bool {
 }
 
 /// `round16(λ·var + (1 − λ)·r²)` with `var` at scale 10⁻¹⁶ and `r` at 10⁻⁸.
+///
+/// Every accepted mark of an instrument with RiskParams runs this: in i128
+/// when the terms fit (the usual case: `0 < λ, 1 − λ < 2²⁷`, so with
+/// `0 ≤ var < 2⁹⁹` and `|r| < 2⁴⁹` — a return under ~5.6 × 10⁶ — both
+/// products and their sum stay below 2¹²⁷), else in 256 bits. Same value
+/// either way (the tests compare them).
 pub(crate) fn next_variance(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
+    if let Ok(var) = i128::try_from(var16) {
+        if (0..1 << 99).contains(&var) && r.0.unsigned_abs() < 1 << 49 {
+            let lambda = i128::from(lambda.0);
+            let scaled = lambda * var + (E8 - lambda) * (r.0 * r.0);
+            return I256::from(div_round_half_even(scaled, E8));
+        }
+    }
+    next_variance_wide(var16, lambda, r)
+}
+
+/// [`next_variance`] in 256-bit arithmetic throughout.
+pub(crate) fn next_variance_wide(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
     let lambda = I256::from(lambda.0);
     let r = I256::from(r.0);
     let scaled = lambda * var16 + (I256::from(E8) - lambda) * r * r;
@@ -1691,19 +1789,67 @@ pub(crate) fn next_variance(var16: I256, lambda: Fixed8, r: Dec8) -> I256 {
 
 /// `f = min(F_max, max(1, floor2(√var / σ_ref)))`, exactly: with
 /// `var = V·10⁻¹⁶` and `σ_ref = S·10⁻⁸`, `floor2(√var/σ_ref) = ⌊⌊√(10⁴·V)⌋ / S⌋ / 100`.
-/// Also returns `⌊√var⌋` at scale 10⁻⁸ (saturated), the volatility per mark.
-pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> (Dec8, i128) {
+///
+/// Every accepted mark of an instrument with RiskParams runs this. When
+/// `x = 10⁴·V` fits a u128 (short of a variance above ~3·10¹⁸): `f = 1`
+/// iff `⌊√x⌋ < 101·S` iff `x < (101·S)²`, a comparison (the quiet
+/// market's case: no root at all); else the root is below 2⁶⁴ and both
+/// divisions are u64 ones. Beyond u128, 256-bit arithmetic.
+pub(crate) fn vol_factor(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> Dec8 {
+    let small = u128::try_from(var16)
+        .ok()
+        .and_then(|v| v.checked_mul(10_000));
+    let Some(x) = small else {
+        return vol_factor_wide(var16, vol_ref, cap);
+    };
+    // vol_ref > 0 (validated RiskParams); 101·S < 2⁷⁰.
+    let one_limit = 101 * vol_ref.0 as u128;
+    if one_limit
+        .checked_mul(one_limit)
+        .is_none_or(|limit| x < limit)
+    {
+        return Dec8::ONE;
+    }
+    // ⌊√x⌋ < 2⁶⁴ for x < 2¹²⁸.
+    let root = num_integer::Roots::sqrt(&x) as u64;
+    let hundredths = i128::from(root / vol_ref.0 as u64);
+    factor_of_hundredths(Some(hundredths), cap)
+}
+
+/// [`vol_factor`] in 256-bit arithmetic throughout.
+pub(crate) fn vol_factor_wide(var16: I256, vol_ref: Fixed8, cap: Fixed8) -> Dec8 {
     let root = isqrt_256(var16 * I256::from(10_000u32));
-    let sigma8 = narrow_256(root / I256::from(100u8)).unwrap_or(i128::MAX);
     let hundredths = root / I256::from(vol_ref.0);
+    factor_of_hundredths(narrow_256(hundredths), cap)
+}
+
+/// `⌊√var⌋` at scale 10⁻⁸ (saturated), the volatility per mark (0 without
+/// RiskParams: the variance stays 0).
+pub(crate) fn sigma8(var16: I256) -> i128 {
+    match u128::try_from(var16)
+        .ok()
+        .and_then(|v| v.checked_mul(10_000))
+    {
+        Some(x) => i128::from(num_integer::Roots::sqrt(&x) as u64 / 100),
+        None => sigma8_wide(var16),
+    }
+}
+
+fn sigma8_wide(var16: I256) -> i128 {
+    let root = isqrt_256(var16 * I256::from(10_000u32));
+    narrow_256(root / I256::from(100u8)).unwrap_or(i128::MAX)
+}
+
+/// `min(cap, max(1, h/100))` for `h = ⌊√var/σ_ref⌋` in hundredths (`None`:
+/// beyond i128).
+fn factor_of_hundredths(hundredths: Option<i128>, cap: Fixed8) -> Dec8 {
     let cap = cap.dec();
     // Compare in hundredths: cap has 8 places, so cap·100 / 10⁸ may be fractional.
-    let f = match narrow_256(hundredths) {
+    match hundredths {
         Some(h) if h <= 100 => Dec8::ONE,
         Some(h) if h.checked_mul(1_000_000).is_some_and(|m| m < cap.0) => Dec8(h * 1_000_000),
         _ => cap,
-    };
-    (f, sigma8)
+    }
 }
 
 /// `max(10⁻⁸, round8(M − U / (q·m)))` with the full current `q`, capped at
@@ -1723,4 +1869,50 @@ fn limit_price(instrument: &InstrumentState, qty: Dec8, value: Dec8) -> Dec8 {
         .unwrap_or(PRICE_MANTISSA_MAX)
         .min(PRICE_MANTISSA_MAX);
     Dec8(price.max(1))
+}
+
+#[cfg(test)]
+mod vol_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn var_strategy() -> impl Strategy<Value = I256> {
+        prop_oneof![
+            (0i128..1 << 40).prop_map(I256::from),
+            (0i128..=i128::MAX).prop_map(I256::from),
+            ((1i128 << 98)..(1i128 << 100)).prop_map(I256::from),
+            (0u128..u128::MAX / 10_000 + 2).prop_map(I256::from),
+            (any::<i128>(), 0u32..90).prop_map(|(x, s)| I256::from(x.unsigned_abs()) << s),
+        ]
+    }
+
+    proptest! {
+        /// The i128 / u64 fast paths give exactly the 256-bit results.
+        #[test]
+        fn fast_paths_equal_the_wide_arithmetic(
+            var in var_strategy(),
+            lambda in 1i64..100_000_000,
+            r in prop_oneof![
+                -1_000_000i128..1_000_000,
+                ((1i128 << 48) - 8..(1i128 << 49) + 8).prop_map(|r| r * if r % 2 == 0 { 1 } else { -1 }),
+                -(1i128 << 91)..(1i128 << 91),
+            ],
+            vol_ref in prop_oneof![1i64..10, 1i64..100_000_000, 1i64..i64::MAX],
+            cap in prop_oneof![Just(100_000_000i64), 100_000_000i64..=10_000_000_000],
+        ) {
+            let (lambda, r) = (Fixed8(lambda), Dec8(r));
+            prop_assert_eq!(next_variance(var, lambda, r), next_variance_wide(var, lambda, r));
+            let (vol_ref, cap) = (Fixed8(vol_ref), Fixed8(cap));
+            prop_assert_eq!(vol_factor(var, vol_ref, cap), vol_factor_wide(var, vol_ref, cap));
+            prop_assert_eq!(sigma8(var), sigma8_wide(var));
+            // Around f = 1's edge: x = (101·S)² and its neighbours.
+            let edge = I256::from(101 * vol_ref.0 as u128) * I256::from(101 * vol_ref.0 as u128);
+            for x in [edge - I256::ONE, edge, edge + I256::ONE] {
+                // var16 = ⌈x / 10⁴⌉ and ⌊x / 10⁴⌋.
+                for var in [x / I256::from(10_000u32), (x + I256::from(9_999u32)) / I256::from(10_000u32)] {
+                    prop_assert_eq!(vol_factor(var, vol_ref, cap), vol_factor_wide(var, vol_ref, cap));
+                }
+            }
+        }
+    }
 }

@@ -18,7 +18,9 @@ pub mod triggers;
 pub mod types;
 pub mod valuation;
 
-pub use engine::{Engine, SnapshotBytes, SnapshotError, Standing, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC};
+pub use engine::{
+    Engine, MemoryUse, SnapshotBytes, SnapshotError, Standing, SNAPSHOT_FORMAT, SNAPSHOT_MAGIC,
+};
 pub use limits::Limits;
 pub use reject::Reject;
 pub use triggers::{EngineConfig, EvaluationMode, SplitStrategy, TriggerStats};

@@ -80,8 +80,6 @@ pub(crate) struct InstrumentState {
     pub halted_jump: bool,
     /// Position slots with q ≠ 0 in this instrument.
     pub holders: Vec<u32>,
-    /// `⌊√var⌋` at scale 10⁻⁸ (the volatility per mark), 0 without RiskParams.
-    pub sigma8: i128,
     /// Index in the engine's staleness-deadline heap, or NIL.
     pub stale_handle: u32,
 }
@@ -107,7 +105,6 @@ impl InstrumentState {
             halted_stale: false,
             halted_jump: false,
             holders: Vec::new(),
-            sigma8: 0,
             stale_handle: NIL,
         }
     }
@@ -326,6 +323,11 @@ impl<T: Default + Copy> Slab<T> {
     /// Bytes reserved.
     pub fn bytes(&self) -> usize {
         self.slots.capacity() * core::mem::size_of::<T>() + self.free.capacity() * 4
+    }
+
+    /// Slots reserved.
+    pub fn capacity(&self) -> usize {
+        self.slots.capacity()
     }
 }
 

@@ -483,12 +483,17 @@ fn ge(a: Bf, b: Bf) -> bool {
 /// Where a heap records each element's position: the element's own slot
 /// (a position or balance carries one handle per side, an instrument one
 /// for the staleness deadlines).
-pub(crate) trait Handles {
+///
+/// Public (with [`IndexedHeap`]) so that benchmarks can time the index
+/// operations on their own; the engine's tables are its only users.
+pub trait Handles {
     fn set_handle(&mut self, slot: u32, side: usize, at: u32);
 }
 
+/// One heap element: its key and the slot (position, balance, instrument)
+/// it belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct HeapEntry<K> {
+pub struct HeapEntry<K> {
     pub key: K,
     pub slot: u32,
 }
@@ -497,12 +502,14 @@ pub(crate) struct HeapEntry<K> {
 /// [`Handles`]), so that any element can be re-keyed or removed in
 /// O(log n). Storage grows to the largest size seen and is then reused.
 #[derive(Clone, Debug)]
-pub(crate) struct IndexedHeap<K> {
+pub struct IndexedHeap<K> {
     side: usize,
     entries: Vec<HeapEntry<K>>,
 }
 
 impl<K: Ord + Copy> IndexedHeap<K> {
+    /// An empty heap that records positions under handle index `side`,
+    /// with storage for `capacity` elements.
     pub fn with_capacity(side: usize, capacity: usize) -> IndexedHeap<K> {
         IndexedHeap {
             side,
@@ -519,10 +526,19 @@ impl<K: Ord + Copy> IndexedHeap<K> {
         self.entries.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The key of the element at index `at`.
+    ///
+    /// # Panics
+    /// If `at` is not an index of the heap.
     pub fn key_at(&self, at: u32) -> K {
         self.entries[at as usize].key
     }
 
+    /// Adds `slot` with `key`.
     pub fn insert(&mut self, key: K, slot: u32, handles: &mut impl Handles) {
         let at = self.entries.len();
         self.entries.push(HeapEntry { key, slot });
@@ -608,8 +624,8 @@ impl<K: Ord + Copy> IndexedHeap<K> {
 
 /// Sides of a trigger: index 0 fires when the price falls to the key or
 /// below, index 1 when it rises to the key or above.
-pub(crate) const DOWN: usize = 0;
-pub(crate) const UP: usize = 1;
+pub const DOWN: usize = 0;
+pub const UP: usize = 1;
 /// Positions' third trigger: the vol factor they were armed for; popped
 /// when the instrument's factor rises above it (key = the bound, crossed
 /// when `key < f`).
@@ -619,7 +635,7 @@ pub(crate) const FACTOR: usize = 2;
 /// crossed when `key ≤ price`, the down side when `key ≥ price`, i.e.
 /// `−key ≤ −price`.
 #[inline]
-pub(crate) fn priority(side: usize, key: i64) -> i64 {
+pub fn priority(side: usize, key: i64) -> i64 {
     if side == DOWN {
         -key
     } else {
