@@ -87,6 +87,11 @@ enum PathArg {
     Walk,
     /// The walk with a −30 % fall and a rebound to −10 %.
     Crash,
+    /// The walk with a one-tick −20 % flash crash per market (held by a
+    /// 5 % jump guard: halt) and a rebound to −5 %.
+    Flash,
+    /// The walk with a 0.5 % funding payment every 5,000 events.
+    Funding,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,6 +129,8 @@ impl EngineArgs {
                 PathArg::Quiet => Path::Quiet,
                 PathArg::Walk => Path::Walk,
                 PathArg::Crash => Path::Crash,
+                PathArg::Flash => Path::Flash,
+                PathArg::Funding => Path::Funding,
             },
             subject: match self.engine {
                 EngineArg::Fast => Subjects::Fast,
