@@ -17,6 +17,12 @@ pub enum BenchCommand {
     /// The engine alone: a seeded book of accounts driven by a seeded stream
     /// of marks, index prices, fills and funding; apply time per event.
     Engine(EngineArgs),
+    /// The daemon's pipeline in process (journal, rings, engine thread) at
+    /// fixed offered rates, open loop: latency percentiles per rate.
+    Pipeline(crate::bench_latency::PipelineArgs),
+    /// Wire-to-wire over UDP loopback through `liqd run`, against a bare
+    /// UDP echo.
+    Wire(crate::bench_latency::WireArgs),
 }
 
 #[derive(Args)]
@@ -160,6 +166,8 @@ impl EngineArgs {
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Engine(args) => bench_engine(args),
+        BenchCommand::Pipeline(args) => crate::bench_latency::bench_pipeline(args),
+        BenchCommand::Wire(args) => crate::bench_latency::bench_wire(args),
     }
 }
 

@@ -26,6 +26,7 @@
 pub mod hgrm;
 pub mod pipeline;
 pub mod svg;
+pub mod wire;
 
 use std::fmt::Write as _;
 
