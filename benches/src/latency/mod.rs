@@ -106,7 +106,8 @@ pub struct Run {
     /// Decisions seen during the measured events.
     pub liquidations: u64,
     pub halts: u64,
-    /// Events the engine rejected (should be 0).
+    /// Pipeline: events the engine rejected (should be 0). Wire: pings
+    /// sent and never answered (datagram loss, or later than the linger).
     pub rejected: u64,
     /// Engine apply time alone for the same stream (`liqd bench engine`
     /// on the same scenario), when measured.
@@ -202,7 +203,12 @@ impl Report {
                     us(r.send_lag.p99),
                     us(r.send_lag.max),
                     if r.rejected > 0 {
-                        format!("; {} rejected", r.rejected)
+                        let what = if r.kind == "pipeline" {
+                            "rejected"
+                        } else {
+                            "unanswered (lost)"
+                        };
+                        format!("; {} {what}", r.rejected)
                     } else {
                         String::new()
                     }
@@ -277,6 +283,19 @@ pub fn pin(core: usize) -> bool {
     ids.iter()
         .find(|c| c.id == core)
         .is_some_and(|id| core_affinity::set_for_current(*id))
+}
+
+/// Asks for precise sleeps on this thread (Linux timer slack, default
+/// 50 µs); best effort.
+pub(crate) fn set_timer_slack_ns(ns: u64) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: PR_SET_TIMERSLACK takes one integer argument and affects
+    // only the calling thread.
+    unsafe {
+        libc::prctl(libc::PR_SET_TIMERSLACK, ns as libc::c_ulong, 0, 0, 0);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = ns;
 }
 
 /// The cores this process may run on.

@@ -13,9 +13,10 @@
 //! generator's lateness is charged to the event (no coordinated omission).
 //!
 //! The generator: before each intended time it polls the output ring
-//! (busy; it sleeps only when the next send is more than 300 µs away and
-//! nothing is in flight, so low rates leave the core to the engine on a
-//! small host); at the intended time it submits the event (pre-generated
+//! (busy while an input is in flight, as the daemon's loop does; with
+//! nothing in flight and the next send more than 20 µs away it sleeps, with
+//! a 1 ns timer slack, so low rates leave the core to others on a small
+//! host); at the intended time it submits the event (pre-generated
 //! while waiting) and polls once. When it falls behind it sends back to
 //! back until it has caught up with the schedule.
 //!
@@ -171,8 +172,8 @@ fn phase(
             }
             if pipeline.poll(publish)? == 0 {
                 let wait = due - now;
-                if pipeline.in_flight() == 0 && wait > Duration::from_micros(300) {
-                    std::thread::sleep(wait - Duration::from_micros(200));
+                if pipeline.in_flight() == 0 && wait > Duration::from_micros(20) {
+                    std::thread::sleep(wait - Duration::from_micros(10));
                 } else {
                     std::hint::spin_loop();
                 }
@@ -264,6 +265,7 @@ pub fn run(opts: &Options) -> Result<Run, Error> {
     if let Some(core) = opts.generator_core {
         super::pin(core);
     }
+    super::set_timer_slack_ns(1);
     let mut generator = Generator {
         stream,
         src_seqs: [1; 4],

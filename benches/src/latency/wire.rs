@@ -241,6 +241,7 @@ pub fn config_toml(
     admin: SocketAddr,
     engine_core: Option<usize>,
     gateway_core: Option<usize>,
+    engine_idle: &str,
 ) -> String {
     let l = &prepared.limits;
     let core = |name: &str, core: Option<usize>| {
@@ -255,6 +256,8 @@ listen = "{orders}"
 [streams.admin]
 listen = "{admin}"
 [outbound]
+session = "LIQDBENCH1"
+bind = "127.0.0.1:0"
 destinations = ["{listen}"]
 status_interval_ms = 1000
 heartbeat_interval_ms = 1000
@@ -263,7 +266,7 @@ dir = "{dir}"
 [snapshot]
 interval_events = 0
 [threads]
-{engine_core}{gateway_core}engine_idle = "spin"
+{engine_core}{gateway_core}engine_idle = "{engine_idle}"
 gateway_idle = "sleep:1000"
 [limits]
 accounts_max = {accounts}
@@ -344,6 +347,7 @@ impl Schedule {
 struct Received {
     pings: Histogram<u64>,
     decisions: Histogram<u64>,
+    /// Measured decisions of the scenario's events (pings' `H` excluded).
     liquidations: u64,
     halts: u64,
     unmatched: u64,
@@ -397,28 +401,33 @@ fn receive(
             r.unmatched += 1;
             continue;
         };
+        // Records a measured answer; false for warm-up and unknown ones.
         let record = |hist: &mut Histogram<u64>, stream, seq| match schedule.get(stream, seq) {
-            Some((_, true)) => {}
-            Some((due, false)) => hist.saturating_record(now.saturating_sub(due).max(1)),
-            None => {}
+            Some((due, false)) => {
+                hist.saturating_record(now.saturating_sub(due).max(1));
+                true
+            }
+            Some((_, true)) | None => false,
         };
         match mode {
-            Mode::Echo => record(&mut r.pings, SourceStream::MarketData, packet.sequence),
+            Mode::Echo => {
+                record(&mut r.pings, SourceStream::MarketData, packet.sequence);
+            }
             Mode::Daemon => {
                 for message in packet.messages() {
                     match decode_outbound(message) {
                         Ok(OutboundMessage::Halt(h)) => {
-                            r.halts += 1;
                             let hist = if h.halt.instrument == PING_INSTRUMENT {
                                 &mut r.pings
                             } else {
                                 &mut r.decisions
                             };
-                            record(hist, h.origin.stream, h.origin.seq);
+                            let measured = record(hist, h.origin.stream, h.origin.seq);
+                            r.halts += u64::from(measured && h.halt.instrument != PING_INSTRUMENT);
                         }
                         Ok(OutboundMessage::Liquidation(l)) => {
-                            r.liquidations += 1;
-                            record(&mut r.decisions, l.origin.stream, l.origin.seq);
+                            let measured = record(&mut r.decisions, l.origin.stream, l.origin.seq);
+                            r.liquidations += u64::from(measured);
                         }
                         Ok(OutboundMessage::Status(_)) => {}
                         Err(_) => r.unmatched += 1,
@@ -484,6 +493,7 @@ pub fn run(
     if let Some(core) = opts.generator_core {
         super::pin(core);
     }
+    super::set_timer_slack_ns(1);
     let sessions: [&[u8; 10]; 3] = [b"BENCHMD   ", b"BENCHORD  ", b"BENCHADM  "];
     let mut seqs = [1u64; 3];
     let mut message = [0u8; 1024];
@@ -523,9 +533,11 @@ pub fn run(
             if now >= due {
                 break;
             }
+            // Sleep, never spin for long: on a small host the generator
+            // shares its core with the daemon's gateway thread.
             let wait = due - now;
-            if wait > Duration::from_micros(300) {
-                std::thread::sleep(wait - Duration::from_micros(200));
+            if wait > Duration::from_micros(20) {
+                std::thread::sleep(wait - Duration::from_micros(10));
             } else {
                 std::hint::spin_loop();
             }
