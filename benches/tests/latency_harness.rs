@@ -96,6 +96,11 @@ fn a_stalled_receiver_does_not_hide_latency() {
     assert!(run.latency.max >= 19_000_000, "{:?}", run.latency);
     assert!(run.send_lag.max >= 19_000_000, "{:?}", run.send_lag);
     assert_eq!(run.latency.count, 2_000);
+    if let Some(sched) = run.sched {
+        // The stalled thread was asleep, neither running nor waiting.
+        assert!(sched.wall_ms >= 20.0, "{sched:?}");
+        assert!(sched.generator_run_ms < sched.wall_ms, "{sched:?}");
+    }
 }
 
 /// JSON, `.hgrm` and SVG outputs of a real run parse back.

@@ -113,9 +113,52 @@ pub struct Run {
     /// on the same scenario), when measured.
     #[serde(default)]
     pub engine_only: Option<Percentiles>,
+    /// How much the host let the harness's threads run during the
+    /// measured events (Linux schedstat; None elsewhere).
+    #[serde(default)]
+    pub sched: Option<Sched>,
     /// The histogram behind `latency` (for `.hgrm` files and plots).
     #[serde(skip)]
     pub histogram: Option<Histogram<u64>>,
+}
+
+/// Time on CPU and time runnable but waiting for a CPU (the run queue),
+/// in ms, of the generator/gateway thread and of the engine thread over the
+/// measured events: on a shared host the tail latency is mostly the
+/// second figure.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Sched {
+    pub wall_ms: f64,
+    pub generator_run_ms: f64,
+    pub generator_wait_ms: f64,
+    pub engine_run_ms: f64,
+    pub engine_wait_ms: f64,
+}
+
+/// (on-CPU ns, run-queue wait ns) of a thread of this process, from
+/// `/proc/self/task/TID/schedstat`; `None` for the calling thread means
+/// `/proc/thread-self`.
+pub(crate) fn schedstat(tid: Option<u32>) -> Option<(u64, u64)> {
+    let path = match tid {
+        Some(tid) => format!("/proc/self/task/{tid}/schedstat"),
+        None => "/proc/thread-self/schedstat".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    let mut it = text.split_whitespace().map(|x| x.parse::<u64>().ok());
+    Some((it.next()??, it.next()??))
+}
+
+/// The id of this process's thread named `name`.
+pub(crate) fn thread_named(name: &str) -> Option<u32> {
+    std::fs::read_dir("/proc/self/task")
+        .ok()?
+        .find_map(|entry| {
+            let entry = entry.ok()?;
+            let comm = std::fs::read_to_string(entry.path().join("comm")).ok()?;
+            (comm.trim() == name)
+                .then(|| entry.file_name().to_str()?.parse().ok())
+                .flatten()
+        })
 }
 
 /// Where the threads ran.
@@ -192,6 +235,13 @@ impl Report {
                     us(e.p999),
                     us(e.p9999),
                     us(e.max),
+                );
+            }
+            if let Some(sc) = &r.sched {
+                let _ = writeln!(
+                    out,
+                    "{:<28} host: over {:.0} ms the generator ran {:.0} ms and waited {:.0} ms for a CPU; the engine thread ran {:.0} ms and waited {:.0} ms",
+                    "", sc.wall_ms, sc.generator_run_ms, sc.generator_wait_ms, sc.engine_run_ms, sc.engine_wait_ms
                 );
             }
             if r.send_lag.max > 0 {

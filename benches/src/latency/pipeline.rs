@@ -292,6 +292,11 @@ pub fn run(opts: &Options) -> Result<Run, Error> {
     let rejected_before = metrics
         .events_rejected
         .load(std::sync::atomic::Ordering::Relaxed);
+    let engine_tid = super::thread_named("liqd-engine");
+    let sched_before = (
+        super::schedstat(None),
+        engine_tid.and_then(|t| super::schedstat(Some(t))),
+    );
     let (start, end) = phase(
         &mut pipeline,
         &mut generator,
@@ -300,6 +305,23 @@ pub fn run(opts: &Options) -> Result<Run, Error> {
         opts.rate,
         Some(&opts.hook),
     )?;
+    let sched_after = (
+        super::schedstat(None),
+        engine_tid.and_then(|t| super::schedstat(Some(t))),
+    );
+    let sched = match (sched_before, sched_after) {
+        ((Some(g0), Some(e0)), (Some(g1), Some(e1))) => {
+            let ms = |a: u64, b: u64| b.saturating_sub(a) as f64 / 1e6;
+            Some(super::Sched {
+                wall_ms: end.saturating_duration_since(start).as_secs_f64() * 1e3,
+                generator_run_ms: ms(g0.0, g1.0),
+                generator_wait_ms: ms(g0.1, g1.1),
+                engine_run_ms: ms(e0.0, e1.0),
+                engine_wait_ms: ms(e0.1, e1.1),
+            })
+        }
+        _ => None,
+    };
     let latency = pipeline.latency().clone();
     let rejected = metrics
         .events_rejected
@@ -331,6 +353,7 @@ pub fn run(opts: &Options) -> Result<Run, Error> {
         halts: publish.halts - before.halts,
         rejected,
         engine_only,
+        sched,
         histogram: Some(latency),
     })
 }

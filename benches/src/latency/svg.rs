@@ -110,7 +110,9 @@ pub fn plot(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
         s,
         r#"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="black"/>"#
     );
-    // Curves.
+    // Curves, then the legend on a white box above them.
+    let mut legend = String::new();
+    let mut legend_chars = 0usize;
     for (i, (label, h)) in series.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         let count = h.len() as f64;
@@ -133,22 +135,36 @@ pub fn plot(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
         // Legend.
         let ly = TOP + 18.0 + 20.0 * i as f64;
         let _ = writeln!(
-            s,
+            legend,
             r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"/>"#,
             LEFT + 14.0,
             LEFT + 40.0
         );
-        let p50 = h.value_at_quantile(0.5);
-        let p99 = h.value_at_quantile(0.99);
+        let text = format!(
+            "{} (p50 {}, p99 {})",
+            label,
+            ns_label(h.value_at_quantile(0.5)),
+            ns_label(h.value_at_quantile(0.99))
+        );
+        legend_chars = legend_chars.max(text.chars().count());
         let _ = writeln!(
-            s,
-            r#"<text x="{:.1}" y="{:.1}">{} (p50 {}, p99 {})</text>"#,
+            legend,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
             LEFT + 48.0,
             ly + 4.0,
-            escape(label),
-            ns_label(p50),
-            ns_label(p99)
+            escape(&text)
         );
+    }
+    if !series.is_empty() {
+        let _ = writeln!(
+            s,
+            r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="white" fill-opacity="0.9" stroke="#999"/>"##,
+            LEFT + 6.0,
+            TOP + 6.0,
+            48.0 + 7.2 * legend_chars as f64,
+            20.0 * series.len() as f64 + 4.0
+        );
+        s.push_str(&legend);
     }
     s.push_str("</svg>\n");
     s

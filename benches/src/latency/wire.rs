@@ -592,6 +592,7 @@ pub fn run(
         // Pings sent but never answered (loss, or later than the linger).
         rejected: lost,
         engine_only: None,
+        sched: None,
         histogram: Some(received.pings),
     };
     let decisions = (!echo && !received.decisions.is_empty()).then(|| Run {
