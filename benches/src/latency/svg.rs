@@ -161,7 +161,7 @@ pub fn plot(title: &str, series: &[(String, &Histogram<u64>)]) -> String {
             r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{:.1}" fill="white" fill-opacity="0.9" stroke="#999"/>"##,
             LEFT + 6.0,
             TOP + 6.0,
-            48.0 + 7.2 * legend_chars as f64,
+            56.0 + 7.4 * legend_chars as f64,
             20.0 * series.len() as f64 + 4.0
         );
         s.push_str(&legend);

@@ -249,6 +249,8 @@ pub fn config_toml(
     };
     format!(
         r#"shard = "0/1"
+[streams]
+socket_recv_buffer_bytes = 4194304
 [streams.md]
 listen = "{md}"
 [streams.orders]
