@@ -44,21 +44,20 @@ pub fn spawn(
 
 /// Pins the calling thread to `core`; on failure prints a warning and
 /// returns false (the thread keeps running unpinned).
+///
+/// Tried directly (not checked against this thread's current mask, which a
+/// thread inherits from its creator: a pinned gateway thread would hide the
+/// other cores).
 pub fn pin_current_thread(name: &str, core: usize) -> bool {
-    let available = core_affinity::get_core_ids().unwrap_or_default();
-    let Some(id) = available.iter().find(|c| c.id == core) else {
-        eprintln!(
-            "warning: cannot pin the {name} thread to core {core}: this host offers cores {:?}; running unpinned",
-            available.iter().map(|c| c.id).collect::<Vec<_>>()
-        );
-        return false;
-    };
-    if core_affinity::set_for_current(*id) {
-        true
-    } else {
-        eprintln!("warning: pinning the {name} thread to core {core} failed; running unpinned");
-        false
+    if core_affinity::set_for_current(core_affinity::CoreId { id: core }) {
+        return true;
     }
+    let available = core_affinity::get_core_ids().unwrap_or_default();
+    eprintln!(
+        "warning: cannot pin the {name} thread to core {core} (this thread may run on {:?}); running unpinned",
+        available.iter().map(|c| c.id).collect::<Vec<_>>()
+    );
+    false
 }
 
 /// The loop: until a [`Command::Stop`].

@@ -9,9 +9,10 @@
 //!   every second               latency percentiles and gateway counters → /metrics
 //! ```
 //!
-//! While inputs are in flight the loop busy-polls (timeout 0) so a decision
-//! is published as soon as the engine produces it; when idle it waits in
-//! epoll as `threads.gateway_idle` says.
+//! While inputs are in flight the loop spins on the output ring (up to
+//! 20 µs, then it polls the sockets with timeout 0 and spins again), so a
+//! decision is published as soon as the engine produces it; when idle it
+//! waits in epoll as `threads.gateway_idle` says.
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
@@ -34,6 +35,11 @@ use crate::metrics::{Metrics, Observer};
 use crate::outbound::{OutboundSettings, OutboundSide};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::startup::{start, DaemonOptions, StartError};
+
+/// How long the loop waits on the output ring alone while inputs are in
+/// flight (the engine takes about a microsecond per event) before it polls
+/// the sockets again.
+const IN_FLIGHT_SPIN: Duration = Duration::from_micros(20);
 
 /// Why `liqd run` stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -69,9 +75,6 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).map_err(io("installing signals"))?;
     }
-    if let Some(core) = config.threads.gateway_core {
-        pin_current_thread("gateway", core);
-    }
     let options = DaemonOptions::from_config(&config, &settings);
     let mut outbound = OutboundSide::new(&outbound_settings(&config), options.dir.clone())
         .map_err(io("opening the outbound socket"))?;
@@ -79,6 +82,10 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     let running = start(&options, metrics.clone(), &mut outbound)?;
     eprintln!("liqd: {}", running.report);
     let mut running = running;
+    // After the engine thread started: it must not inherit this mask.
+    if let Some(core) = config.threads.gateway_core {
+        pin_current_thread("gateway", core);
+    }
     outbound.resume(running.pipeline.next_output_seq());
     let mut gateway = open_gateway(&config, &running.pipeline)?;
     let observer = Observer::start(
@@ -287,8 +294,18 @@ fn serve(
             return Err(e.into());
         }
         polled.map_err(io("polling the sockets"))?;
-        if pipeline.poll(outbound)? > 0 {
-            outbound.flush();
+        // Inputs in flight: wait for their decisions on the output ring
+        // alone (no system call) for a short while before looking at the
+        // sockets again.
+        let spin_until = Instant::now() + IN_FLIGHT_SPIN;
+        loop {
+            if pipeline.poll(outbound)? > 0 {
+                outbound.flush();
+            }
+            if pipeline.in_flight() == 0 || Instant::now() >= spin_until {
+                break;
+            }
+            std::hint::spin_loop();
         }
         outbound.tick();
         let now = Instant::now();
