@@ -17,11 +17,10 @@ use liqd_bench::latency::{self, hgrm, pipeline, svg, wire, Pinning, Report, Run}
 use liqd_bench::{Machine, Mix, Path};
 
 /// `liqd bench wire` pins (the daemon's gateway and engine, the generator
-/// and receiver) only on hosts with at least this many cores: `liqd run`
-/// pins its gateway thread before starting its journal, metrics and
-/// snapshot threads, which inherit that core, so on a 2-core host the
-/// gateway, those threads, the generator and the receiver would all share
-/// one core (measured: p50 1.4 ms pinned against 70 µs unpinned at 5k/s).
+/// and receiver) only on hosts with at least this many cores: on 2 cores
+/// the daemon's gateway, the generator and the receiver would share one
+/// core beside the spinning engine (measured with the daemon of commit
+/// 26abf3e: p50 1.4 ms pinned against 70 µs unpinned at 5k/s).
 const WIRE_PIN_CORES_MIN: usize = 4;
 
 /// The book and stream options both harnesses share.
