@@ -1,8 +1,11 @@
 //! `liqd feed` → `liqd run` → `liqd listen` over loopback, as processes:
 //! the keeper side sees exactly `liqd replay run`'s outputs, also when the
-//! daemon is stopped with SIGTERM mid-stream and restarted (the venue's
-//! re-request answers fill what it missed; nothing is applied twice, and
-//! the keeper sees exactly what `liqd replay run` gives on the journal).
+//! daemon is stopped with SIGTERM or SIGKILL mid-stream and restarted (the
+//! venue's re-request answers fill what it missed; nothing is applied
+//! twice, and the keeper sees exactly what `liqd replay run` gives on the
+//! journal), when a proxy between venue and daemon drops, duplicates and
+//! reorders datagrams, when the venue starts new sessions while the daemon
+//! is down, and with two shards.
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -162,6 +165,14 @@ impl Daemon {
         };
         wait_for(&daemon.lines, "liqd: running:");
         daemon
+    }
+
+    /// SIGKILL: no drain, no snapshot, no final flush.
+    fn kill(self) {
+        let mut child = self.child.take();
+        child.kill().expect("kill -9");
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "killed: {status}");
     }
 
     /// SIGTERM; the daemon must drain, snapshot and exit 0.
@@ -540,4 +551,218 @@ fn replay_of_a_shard_journal_reproduces_that_shard() {
         published,
         "another shard's accounts were left out"
     );
+}
+
+/// Every record of the output journal in `data/output`: sequences dense
+/// from 1 (no duplicate, no hole), and its decisions (statuses left out)
+/// rendered as `liqd replay run` prints them.
+fn output_journal_decisions(data: &Path) -> String {
+    use engine::Sink;
+    use journal::OutputBody;
+    let reader = journal::OutputReader::open(data.join("output")).expect("output journal");
+    let mut sink = replay::jsonl::JsonlSink::new(Vec::new());
+    for (expected_seq, record) in (1..).zip(reader.iter()) {
+        let record = record.expect("record").to_owned();
+        assert_eq!(record.seq.0, expected_seq, "output sequences are dense");
+        match &record.output {
+            OutputBody::Halt(halt) => sink.halt(halt),
+            OutputBody::Liquidation { liquidation, legs } => sink.liquidation(liquidation, legs),
+            OutputBody::Status(_) => {}
+        }
+    }
+    String::from_utf8(sink.finish().expect("render")).expect("utf-8")
+}
+
+#[test]
+fn sigkill_mid_stream_and_restart_lose_and_repeat_nothing() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let config = write_config(dir.path(), &ports);
+    let input = all_scenarios(dir.path());
+    let events = std::fs::read_to_string(&input)
+        .expect("read")
+        .lines()
+        .count();
+    // About 1.5 s of feed at this rate: kill the daemon after ~0.5 s.
+    let rate = (events as u32 * 2 / 3).max(10);
+    let first = Daemon::start(&config);
+    let keeper = listen(&ports);
+    let venue = feed(&ports, &input, rate, &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    first.kill();
+    let data = dir.path().join("data");
+    let journaled_at_kill = String::from_utf8(
+        liqd()
+            .args(["journal", "export"])
+            .arg(&data)
+            .output()
+            .expect("export")
+            .stdout,
+    )
+    .expect("utf-8")
+    .lines()
+    .count();
+    assert!(
+        journaled_at_kill > 0 && journaled_at_kill < events,
+        "killed mid-stream: {journaled_at_kill} of {events} journaled"
+    );
+    // Restarted on the same journal (no snapshot: a full replay of it).
+    let second = Daemon::start(&config);
+    assert!(venue
+        .take()
+        .wait_with_output()
+        .expect("feed")
+        .status
+        .success());
+    std::thread::sleep(Duration::from_millis(300));
+    second.terminate();
+    // The output journal: dense, no duplicate, exactly the replay of the
+    // input journal (decisions made once across the kill).
+    assert_eq!(output_journal_decisions(&data), replay(&data));
+    verify(dir.path(), &input, &finish(keeper));
+}
+
+/// What a [`Proxy`] did to the datagrams it carried.
+#[derive(Clone, Copy, Debug, Default)]
+struct ProxyCounts {
+    received: u64,
+    dropped: u64,
+    duplicated: u64,
+    reordered: u64,
+}
+
+/// A UDP proxy between the venue and one of the daemon's inbound sockets,
+/// with a seeded policy per datagram: drop (8 %), send twice (8 %), hold
+/// back and send after the next one (8 %; flushed after 30 ms of quiet),
+/// else forward. Re-request answers go from the venue straight to the
+/// daemon's socket (the daemon sends re-requests from it), not through here.
+struct Proxy {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<ProxyCounts>,
+}
+
+impl Proxy {
+    fn start(listen_port: u16, to_port: u16, seed: u64) -> Proxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let socket = UdpSocket::bind(("127.0.0.1", listen_port)).expect("proxy bind");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(30)))
+            .expect("timeout");
+        let to = SocketAddr::from(([127, 0, 0, 1], to_port));
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            // xorshift64*: the same seed, the same decisions per datagram.
+            let mut state = seed | 1;
+            let mut roll = move || {
+                state ^= state >> 12;
+                state ^= state << 25;
+                state ^= state >> 27;
+                (state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 32) % 100
+            };
+            let mut counts = ProxyCounts::default();
+            let mut held: Option<Vec<u8>> = None;
+            let mut buf = [0u8; 2048];
+            while !stopping.load(Ordering::Acquire) {
+                let len = match socket.recv_from(&mut buf) {
+                    Ok((len, _)) => len,
+                    Err(_) => {
+                        // Quiet: let a held datagram go.
+                        if let Some(datagram) = held.take() {
+                            socket.send_to(&datagram, to).expect("send");
+                        }
+                        continue;
+                    }
+                };
+                counts.received += 1;
+                let datagram = &buf[..len];
+                match roll() {
+                    0..=7 => counts.dropped += 1,
+                    8..=15 => {
+                        counts.duplicated += 1;
+                        socket.send_to(datagram, to).expect("send");
+                        socket.send_to(datagram, to).expect("send");
+                    }
+                    16..=23 if held.is_none() => {
+                        counts.reordered += 1;
+                        held = Some(datagram.to_vec());
+                        continue;
+                    }
+                    _ => {
+                        socket.send_to(datagram, to).expect("send");
+                    }
+                }
+                if let Some(datagram) = held.take() {
+                    socket.send_to(&datagram, to).expect("send");
+                }
+            }
+            counts
+        });
+        Proxy { stop, thread }
+    }
+
+    fn stop(self) -> ProxyCounts {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.thread.join().expect("proxy thread")
+    }
+}
+
+/// A proxy per inbound stream drops, duplicates and reorders datagrams:
+/// every gap is recovered by re-request (market data waits up to
+/// `gap_wait_us`), every message is journaled exactly once in stream order,
+/// and the keeper sees the replay of the journal (of the file when the
+/// journal kept its cross-stream order).
+#[test]
+fn proxy_loss_duplication_and_reordering_are_recovered() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let config = write_config(dir.path(), &ports);
+    let input = all_scenarios(dir.path());
+    let daemon = Daemon::start(&config);
+    let keeper = listen(&ports);
+    let venue_side = Ports::new();
+    let proxies = [
+        (venue_side.md, ports.md, 0x5EED_0001),
+        (venue_side.orders, ports.orders, 0x5EED_0002),
+        (venue_side.admin, ports.admin, 0x5EED_0003),
+    ]
+    .map(|(from, to, seed)| Proxy::start(from, to, seed));
+    // The venue sends to the proxies; its re-request socket is the one the
+    // daemon is configured with.
+    let venue_ports = Ports {
+        venue_retrans: ports.venue_retrans,
+        ..venue_side
+    };
+    let venue = feed(&venue_ports, &input, 1000, &[]);
+    assert!(venue
+        .take()
+        .wait_with_output()
+        .expect("feed")
+        .status
+        .success());
+    let counts = proxies.map(Proxy::stop);
+    eprintln!("proxy: {counts:?}");
+    for what in [
+        |c: &ProxyCounts| c.dropped,
+        |c: &ProxyCounts| c.duplicated,
+        |c: &ProxyCounts| c.reordered,
+    ] {
+        assert!(counts.iter().map(what).sum::<u64>() > 0, "{counts:?}");
+    }
+    let metrics = scrape_metrics(&ports);
+    let total = |prefix: &str| -> u64 {
+        metrics
+            .lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    assert!(total("liqd_gaps_total{") > 0, "gaps opened: {metrics}");
+    assert!(
+        total("liqd_rerequests_total{") > 0,
+        "re-requested: {metrics}"
+    );
+    assert_eq!(total("liqd_gap_skipped_messages_total{"), 0, "{metrics}");
+    daemon.terminate();
+    verify(dir.path(), &input, &finish(keeper));
 }
