@@ -249,6 +249,11 @@ fn listen(ports: &Ports) -> Guard {
 }
 
 fn feed(ports: &Ports, input: &Path, rate: u32, extra: &[&str]) -> Guard {
+    feed_session(ports, input, rate, "E2E", extra)
+}
+
+/// `liqd feed` with the session prefix `session` (+ M/O/A per stream).
+fn feed_session(ports: &Ports, input: &Path, rate: u32, session: &str, extra: &[&str]) -> Guard {
     let child = liqd()
         .arg("feed")
         .arg("--input")
@@ -263,7 +268,7 @@ fn feed(ports: &Ports, input: &Path, rate: u32, extra: &[&str]) -> Guard {
             "--retrans-bind",
             &format!("127.0.0.1:{}", ports.venue_retrans),
             "--session",
-            "E2E",
+            session,
             "--rate",
             &rate.to_string(),
             "--linger-ms",
@@ -764,5 +769,47 @@ fn proxy_loss_duplication_and_reordering_are_recovered() {
     );
     assert_eq!(total("liqd_gap_skipped_messages_total{"), 0, "{metrics}");
     daemon.terminate();
+    verify(dir.path(), &input, &finish(keeper));
+}
+
+/// The venue ends its sessions and starts new ones while the daemon is
+/// down: the restart resumes in the recorded sessions
+/// (`liqd-sessions.toml`), takes the new ones as new (from message 1, by
+/// re-request) instead of counting their first messages as duplicates of
+/// the old ones, and every message of both sessions is journaled once.
+#[test]
+fn new_venue_sessions_while_down_are_received_from_message_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ports = Ports::new();
+    let config = write_config(dir.path(), &ports);
+    let input = all_scenarios(dir.path());
+    let text = std::fs::read_to_string(&input).expect("read");
+    let lines: Vec<&str> = text.lines().collect();
+    let (first_half, second_half) = lines.split_at(lines.len() / 2);
+    let write = |name: &str, lines: &[&str]| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, lines.join("\n") + "\n").expect("write");
+        path
+    };
+    let (input_a, input_b) = (write("a.jsonl", first_half), write("b.jsonl", second_half));
+    let first = Daemon::start(&config);
+    let keeper = listen(&ports);
+    let venue = feed_session(&ports, &input_a, 2000, "SESSA", &[]);
+    assert!(venue.take().wait().expect("feed").success());
+    first.terminate();
+    let data = dir.path().join("data");
+    let recorded = std::fs::read_to_string(data.join("liqd-sessions.toml")).expect("sessions");
+    assert!(recorded.contains("# SESSAO"), "{recorded}");
+    // Session B is sent (and lingers) while the daemon is down; the
+    // restart sees its heartbeats, a new session, and re-requests from 1.
+    let venue = feed_session(&ports, &input_b, 2000, "SESSB", &[]);
+    std::thread::sleep(Duration::from_millis(800));
+    let second = Daemon::start(&config);
+    assert!(venue.take().wait().expect("feed").success());
+    second.terminate();
+    let recorded = std::fs::read_to_string(data.join("liqd-sessions.toml")).expect("sessions");
+    for name in ["SESSBM", "SESSBO", "SESSBA"] {
+        assert!(recorded.contains(&format!("# {name}")), "{recorded}");
+    }
     verify(dir.path(), &input, &finish(keeper));
 }
