@@ -52,14 +52,14 @@ enum Command {
     /// Input journals: import, export, check.
     #[command(subcommand)]
     Journal(JournalCommand),
+    /// Benchmarks.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
     /// Publish a JSONL event file as the venue's three MoldUDP64 streams
     /// (a test venue) and answer re-requests.
     Feed(feed::FeedArgs),
     /// Print liqd's outbound MoldUDP64 stream as JSONL, re-requesting gaps.
     Listen(listen::ListenArgs),
-    /// Benchmarks.
-    #[command(subcommand)]
-    Bench(bench::BenchCommand),
 }
 
 #[derive(Args)]
@@ -190,9 +190,9 @@ fn main() -> ExitCode {
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
         Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
+        Command::Bench(command) => bench::run(command),
         Command::Feed(args) => feed::feed(args),
         Command::Listen(args) => listen::listen(args),
-        Command::Bench(command) => bench::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -530,11 +530,6 @@ pub fn book(opts: &Options) -> Engine {
     engine
 }
 
-/// The same as [`book`] (the name the journal benchmarks use).
-pub fn populated_engine(opts: &Options) -> Engine {
-    book(opts)
-}
-
 /// The fast engine with the seeded population of `opts` built, and the
 /// seeded event stream `liqd bench engine` times after it (the same events
 /// for the same options): the scenario the latency harnesses drive through

@@ -337,7 +337,7 @@ fn bench_snapshot(args: &Args) {
         ..liqd_bench::Options::default()
     };
     let began = Instant::now();
-    let engine: Engine = liqd_bench::populated_engine(&opts);
+    let engine: Engine = liqd_bench::book(&opts);
     let limits = *engine.limits();
     let config = EngineConfig {
         check_invariant: false,
