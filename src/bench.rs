@@ -17,6 +17,12 @@ pub enum BenchCommand {
     /// The engine alone: a seeded book of accounts driven by a seeded stream
     /// of marks, index prices, fills and funding; apply time per event.
     Engine(EngineArgs),
+    /// The daemon's pipeline in process (journal, rings, engine thread) at
+    /// fixed offered rates, open loop: latency percentiles per rate.
+    Pipeline(crate::bench_latency::PipelineArgs),
+    /// Wire-to-wire over UDP loopback through `liqd run`, against a bare
+    /// UDP echo.
+    Wire(crate::bench_latency::WireArgs),
 }
 
 #[derive(Args)]
@@ -87,6 +93,11 @@ enum PathArg {
     Walk,
     /// The walk with a −30 % fall and a rebound to −10 %.
     Crash,
+    /// The walk with a one-tick −20 % flash crash per market (held by a
+    /// 5 % jump guard: halt) and a rebound to −5 %.
+    Flash,
+    /// The walk with a 0.5 % funding payment every 5,000 events.
+    Funding,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,6 +135,8 @@ impl EngineArgs {
                 PathArg::Quiet => Path::Quiet,
                 PathArg::Walk => Path::Walk,
                 PathArg::Crash => Path::Crash,
+                PathArg::Flash => Path::Flash,
+                PathArg::Funding => Path::Funding,
             },
             subject: match self.engine {
                 EngineArg::Fast => Subjects::Fast,
@@ -153,6 +166,8 @@ impl EngineArgs {
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Engine(args) => bench_engine(args),
+        BenchCommand::Pipeline(args) => crate::bench_latency::bench_pipeline(args),
+        BenchCommand::Wire(args) => crate::bench_latency::bench_wire(args),
     }
 }
 

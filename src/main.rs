@@ -6,6 +6,7 @@
 //! not built in).
 
 mod bench;
+mod bench_latency;
 mod demo;
 mod feed;
 mod listen;

@@ -737,3 +737,99 @@ fn replay_inspect_whatif_and_timeline_run() {
         .starts_with("<svg"));
     assert!(text(&timeline.stdout).contains("1 liquidation(s)"));
 }
+
+/// `liqd bench pipeline` at smoke size: one JSON object per invocation
+/// with a run per rate, the machine, and `.hgrm` files and an SVG plot
+/// that parse back.
+#[test]
+fn bench_pipeline_sweeps_rates_and_writes_reports() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let hgrm = dir.path().join("hgrm");
+    let svg = dir.path().join("plot.svg");
+    let out = liqd(&[
+        "bench",
+        "pipeline",
+        "--accounts",
+        "300",
+        "--instruments",
+        "2",
+        "--events",
+        "2000",
+        "--warmup",
+        "200",
+        "--rates",
+        "5k,20k",
+        "--path",
+        "walk",
+        "--no-pin",
+        "--engine-idle",
+        "yield",
+        "--json",
+        "--hgrm",
+        hgrm.to_str().expect("utf-8"),
+        "--svg",
+        svg.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&text(&out.stdout)).expect("one JSON object");
+    let runs = report["runs"].as_array().expect("runs");
+    assert_eq!(runs.len(), 2);
+    for (run, rate) in runs.iter().zip([5_000.0, 20_000.0]) {
+        assert_eq!(run["offered_per_s"].as_f64(), Some(rate));
+        assert_eq!(run["latency"]["count"], 2_000);
+        assert!(run["latency"]["p50"].as_u64() <= run["latency"]["p99"].as_u64());
+    }
+    assert!(report["machine"]["kernel"].is_string());
+    let files: Vec<_> = fs::read_dir(&hgrm).expect("hgrm dir").collect();
+    assert_eq!(files.len(), 2);
+    for file in files {
+        let body = fs::read_to_string(file.expect("entry").path()).expect("hgrm");
+        let parsed = liqd_bench::latency::hgrm::parse(&body).expect("valid .hgrm");
+        assert_eq!(parsed.total_count, 2_000);
+    }
+    let plot = fs::read_to_string(&svg).expect("svg");
+    assert_eq!(plot.matches("<polyline").count(), 2);
+    let bad = liqd(&["bench", "pipeline", "--rates", "fast"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
+}
+
+/// `liqd bench wire` at smoke size: the daemon is started on a journaled
+/// book, every ping is answered by one `H`, and the echo baseline runs.
+#[test]
+fn bench_wire_measures_the_daemon_and_the_echo() {
+    let out = liqd(&[
+        "bench",
+        "wire",
+        "--accounts",
+        "200",
+        "--instruments",
+        "2",
+        "--events",
+        "1000",
+        "--warmup",
+        "100",
+        "--rates",
+        "2k",
+        "--engine-idle",
+        "sleep:50",
+        "--json",
+    ]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let report: serde_json::Value =
+        serde_json::from_str(&text(&out.stdout)).expect("one JSON object");
+    let runs = report["runs"].as_array().expect("runs");
+    let kinds: Vec<_> = runs
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(kinds, ["wire", "echo"], "{report}");
+    for run in runs {
+        // Loopback at 2k/s: every ping answered (lost ones are counted).
+        let answered = run["events"].as_u64().expect("events");
+        let lost = run["rejected"].as_u64().expect("lost");
+        assert_eq!(answered + lost, 1_000, "{run}");
+        assert!(answered >= 990, "{run}");
+    }
+    assert!(report["notes"].to_string().contains("the daemon adds"));
+}

@@ -9,7 +9,13 @@
 //! Paths: `quiet` oscillates every price by 10⁻⁶ of itself (a tick that
 //! should cross nothing), `walk` is a random walk whose steps are uniform
 //! in ±0.5 bp times a per-market factor (1..8), `crash` is the walk with a
-//! −30 % fall over 300 ticks per market and a rebound to −10 %. Every
+//! −30 % fall over 300 ticks per market and a rebound to −10 %, `flash`
+//! is the walk with one −20 % tick per market (instruments carry a 5 %
+//! `max_jump`, so the jump guard holds the mark and halts the instrument
+//! until the next tick confirms it) followed by a rebound to −5 %, and
+//! `funding` is the walk with a funding storm: every
+//! [`FUNDING_STORM_EVERY`]-th event is a 0.5 % funding payment (longs pay)
+//! on the next instrument, whatever the mix. Every
 //! instrument has RiskParams with `vol_max_factor` 1 by default: the engine
 //! measures its volatility (for the `NotionalVol` split) while `f` stays 1.
 //!
@@ -29,6 +35,7 @@
 //! memory is the engine's reserved capacity (`Engine::memory`) plus the
 //! resident-set growth while building the population (Linux).
 
+pub mod latency;
 mod population;
 mod recording;
 
@@ -80,14 +87,47 @@ pub enum Path {
     Quiet,
     Walk,
     Crash,
+    /// The walk with a one-tick −20 % flash crash per market, held by the
+    /// jump guard (halt), then a rebound.
+    Flash,
+    /// The walk with a 0.5 % funding payment every
+    /// [`FUNDING_STORM_EVERY`] events.
+    Funding,
 }
 
+/// One event in this many is a funding payment on [`Path::Funding`].
+pub const FUNDING_STORM_EVERY: u64 = 5_000;
+
+/// `max_jump` of every instrument on [`Path::Flash`] (5 %).
+pub(crate) const FLASH_MAX_JUMP: Fixed8 = Fixed8(5_000_000);
+
 impl Path {
+    /// Every path, in the order of the docs.
+    pub const ALL: [Path; 5] = [
+        Path::Quiet,
+        Path::Walk,
+        Path::Crash,
+        Path::Flash,
+        Path::Funding,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Path::Quiet => "quiet",
+            Path::Walk => "walk",
+            Path::Crash => "crash",
+            Path::Flash => "flash",
+            Path::Funding => "funding",
+        }
+    }
+
     pub fn parse(text: &str) -> Option<Path> {
         match text {
             "quiet" => Some(Path::Quiet),
             "walk" => Some(Path::Walk),
             "crash" => Some(Path::Crash),
+            "flash" => Some(Path::Flash),
+            "funding" => Some(Path::Funding),
             _ => None,
         }
     }
@@ -363,10 +403,13 @@ pub struct Machine {
     pub cpus: usize,
     /// `release` or `debug` (of the benchmark code, hence the engine).
     pub build: &'static str,
+    /// Kernel release (`uname -r`, from /proc/sys/kernel/osrelease).
+    pub kernel: String,
 }
 
 impl Machine {
-    fn here() -> Machine {
+    /// This host (CPU model from /proc/cpuinfo, logical CPUs, kernel).
+    pub fn here() -> Machine {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|text| {
@@ -379,6 +422,8 @@ impl Machine {
         Machine {
             cpu,
             cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .map_or_else(|_| "unknown".to_owned(), |k| k.trim().to_owned()),
             build: if cfg!(debug_assertions) {
                 "debug"
             } else {
@@ -488,6 +533,17 @@ pub fn book(opts: &Options) -> Engine {
     engine
 }
 
+/// The fast engine with the seeded population of `opts` built, and the
+/// seeded event stream `liqd bench engine` times after it (the same events
+/// for the same options): the scenario the latency harnesses drive through
+/// the daemon's pipeline.
+pub fn scenario(opts: &Options) -> (Engine, Stream) {
+    let mut engine = fast_engine(opts);
+    let mut rng = Rng(opts.seed.max(1).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    populate(&mut engine, opts, &mut rng);
+    (engine, Stream::new(opts, rng))
+}
+
 /// The id of the population's `n`-th account.
 pub fn account_id(n: u32) -> AccountId {
     AccountId(u64::from(n) * 7 + 3)
@@ -511,8 +567,10 @@ struct Tally {
     fall: (u64, u64),
 }
 
-/// The timed stream: kinds by the mix's schedule, prices along the path.
-struct Stream {
+/// The timed stream: kinds by the mix's schedule, prices along the path
+/// (public for the latency harnesses: [`scenario`] builds the book and
+/// its stream, [`Stream::next_event`] generates the events one by one).
+pub struct Stream {
     path: Path,
     accounts: u32,
     instruments: usize,
@@ -565,8 +623,31 @@ impl Stream {
         self.path == Path::Crash && t >= self.fall_start && t - self.fall_start < self.fall_len
     }
 
+    /// The next event of the stream, stamped `ts`.
+    pub fn next_event(&mut self, ts: UnixNanos) -> Event {
+        self.next(ts).1
+    }
+
+    /// Events generated so far.
+    pub fn generated(&self) -> u64 {
+        self.marks + self.fills + self.fundings
+    }
+
     fn next(&mut self, ts: UnixNanos) -> (Kind, Event) {
         let k = self.instruments;
+        if self.path == Path::Funding && (self.generated() + 1).is_multiple_of(FUNDING_STORM_EVERY)
+        {
+            // The storm: 0.5 % per payment, longs pay, round-robin over the
+            // instruments (the mix's schedule is not advanced).
+            let n = self.fundings;
+            self.fundings += 1;
+            let event = Event::Funding(Funding {
+                ts,
+                instrument: InstrumentId((n % k as u64) as u32 + 1),
+                rate: Fixed8(500_000),
+            });
+            return (Kind::Funding, event);
+        }
         let kind = self.schedule.next();
         let event = match kind {
             Kind::Mark => {
@@ -837,7 +918,21 @@ fn next_level(
                 -1
             }
         }
-        Path::Walk => level + rng.range(-50, 51) * LANE_VOL[lane],
+        Path::Walk | Path::Funding => level + rng.range(-50, 51) * LANE_VOL[lane],
+        Path::Flash => {
+            let phase = t.wrapping_sub(fall_start);
+            let lanes = lanes as u64;
+            if t >= fall_start && phase < lanes {
+                // One tick of −20 %: beyond the 5 % max_jump, held (halt).
+                level - 200_000
+            } else if t >= fall_start && phase < 151 * lanes {
+                // Rebound by 15 points in 0.1 % steps (each within the
+                // jump guard: the first confirms the held mark).
+                level + 1_000
+            } else {
+                level + rng.range(-50, 51) * LANE_VOL[lane]
+            }
+        }
         Path::Crash => {
             let phase = t.wrapping_sub(fall_start);
             if t >= fall_start && phase < fall_len {

@@ -3,7 +3,7 @@
 
 use engine::*;
 
-use crate::{Options, Subject};
+use crate::{Options, Path, Subject};
 
 /// xorshift64*: deterministic, no dependency.
 pub(crate) struct Rng(pub(crate) u64);
@@ -140,7 +140,11 @@ pub(crate) fn populate<E: Subject>(
                     i64::from(opts.vol_max_factor_hundredths.clamp(100, 10_000)) * 1_000_000,
                 ),
                 max_staleness_ns: 0,
-                max_jump: Fixed8(0),
+                max_jump: if opts.path == Path::Flash {
+                    crate::FLASH_MAX_JUMP
+                } else {
+                    Fixed8(0)
+                },
             }),
         )
         .expect("valid risk parameters");

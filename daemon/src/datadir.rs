@@ -3,6 +3,7 @@
 //! ```text
 //! {journal.dir}/           the input journal's segments (the truth)
 //!   liqd-meta.toml         written once when the journal is created: format, shard, limits
+//!   liqd-sessions.toml     each inbound stream's current session (crate::sessions)
 //!   output/                the output journal (decisions and S messages = the outbound stream)
 //!   snapshots/             engine snapshots (default place; snapshot.dir overrides)
 //! ```
@@ -38,6 +39,7 @@ use serde::Deserialize;
 
 use crate::config::LimitsConfig;
 use crate::pipeline::StreamPositions;
+use crate::sessions::Sessions;
 use crate::shard::Shard;
 
 /// The metadata file's name inside the data directory.
@@ -261,7 +263,9 @@ pub struct Restored {
 
 /// Restores the engine state of the input journal in `data`: `base` holds
 /// every input up to `base_seq` (an empty engine and 0, or a snapshot),
-/// the records after it are applied again with `shard`'s filter. Outputs
+/// the records after it are applied again with `shard`'s filter. Each
+/// stream's next expected message is one past its last record in its
+/// current session (`sessions`). Outputs
 /// are not published; those missing from the output journal are appended
 /// (see the module docs).
 ///
@@ -273,6 +277,7 @@ pub fn restore(
     data: &mut DataDir,
     shard: Shard,
     outputs: &OutputsInfo,
+    sessions: &Sessions,
 ) -> Result<Restored, DataDirError> {
     let reader = InputReader::open(input_dir(&data.dir))?;
     let mut engine = base;
@@ -290,7 +295,11 @@ pub fn restore(
         let record = record?;
         let input = record.input();
         let stream = input.src_stream.to_native();
-        if stream != SourceStream::Config {
+        // Records of a stream's earlier session do not count (see
+        // `crate::sessions`): a stream whose current session has no record
+        // yet expects its message 1.
+        let current_from = sessions.get(stream).map_or(Seq(0), |s| s.first_input_seq);
+        if stream != SourceStream::Config && record.seq >= current_from {
             streams.advance(stream, input.src_seq.to_native());
         }
         last_seq = record.seq;

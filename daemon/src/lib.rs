@@ -7,6 +7,8 @@
 //!   comes back.
 //! - [`engine_thread`]: the engine thread (pinned, idle strategy).
 //! - [`datadir`]: journals, metadata (`liqd-meta.toml`), restart recovery.
+//! - [`sessions`]: each inbound stream's session, persisted beside the
+//!   journal (`liqd-sessions.toml`) for restarts.
 //! - [`shard`]: `k/n` account shards.
 //! - [`metrics`]: counters, the Prometheus endpoint, the status line.
 //!
@@ -22,5 +24,6 @@ pub mod pipeline;
 pub mod ring;
 pub mod ring_types;
 pub mod run;
+pub mod sessions;
 pub mod shard;
 pub mod startup;

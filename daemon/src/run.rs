@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError};
 use std::time::{Duration, Instant};
 
-use engine::{Event, UnixNanos};
+use engine::{Event, Seq, UnixNanos};
 use feed_gateway::net::Multicast;
 use feed_gateway::receiver::StreamReceiver;
 use feed_gateway::sequencer::Notice;
@@ -30,10 +30,12 @@ use feed_gateway::{
 };
 
 use crate::config::{Config, Idle, LoadError, Settings, StreamConfig};
+use crate::datadir::DataDirError;
 use crate::engine_thread::pin_current_thread;
 use crate::metrics::{Metrics, Observer};
 use crate::outbound::{OutboundSettings, OutboundSide};
 use crate::pipeline::{Pipeline, PipelineError};
+use crate::sessions::Sessions;
 use crate::startup::{start, DaemonOptions, StartError, StopReport};
 
 /// How long the loop waits on the output ring alone while inputs are in
@@ -50,6 +52,10 @@ pub enum RunError {
     Start(#[from] StartError),
     #[error(transparent)]
     Pipeline(#[from] PipelineError),
+    /// The sessions file could not be written (nothing of the new session
+    /// was journaled).
+    #[error("recording an inbound session: {0}")]
+    Sessions(#[from] DataDirError),
     #[error("{what}: {source}")]
     Io {
         what: String,
@@ -126,7 +132,7 @@ pub fn run_until(
         pin_current_thread("gateway", core);
     }
     outbound.resume(running.pipeline.next_output_seq());
-    let mut gateway = open_gateway(config, &running.pipeline)?;
+    let mut gateway = open_gateway(config, &running.pipeline, &running.sessions)?;
     let observer = Observer::start(
         running.pipeline.sources(),
         config.metrics.listen,
@@ -152,13 +158,17 @@ pub fn run_until(
         );
     }
     on_listening(listening);
-    let result = serve(
-        config,
-        settings.gateway_idle,
+    let control = LoopControl {
+        idle: settings.gateway_idle,
         stop,
         log,
+    };
+    let result = serve(
+        config,
+        control,
         &mut gateway,
         &mut running.pipeline,
+        &mut running.sessions,
         &mut outbound,
     );
     if log {
@@ -208,8 +218,13 @@ fn inbound(stream: &StreamConfig) -> InboundConfig {
 }
 
 /// The inbound sockets, each stream resumed one past its last journaled
-/// message (in its configured session, if any).
-fn open_gateway(config: &Config, pipeline: &Pipeline) -> Result<Gateway<NoRetention>, RunError> {
+/// message in its session: the one recorded in the sessions file, else the
+/// configured one, else the first one seen is adopted.
+fn open_gateway(
+    config: &Config,
+    pipeline: &Pipeline,
+    sessions: &Sessions,
+) -> Result<Gateway<NoRetention>, RunError> {
     let streams = &config.streams;
     let receiver = ReceiverConfig {
         md_gap_wait_ns: streams.md.gap_wait_us.unwrap_or(500).saturating_mul(1000),
@@ -236,10 +251,12 @@ fn open_gateway(config: &Config, pipeline: &Pipeline) -> Result<Gateway<NoRetent
     ] {
         let next = pipeline.next_expected(stream.source());
         let fresh = StreamReceiver::new(stream, &receiver);
-        let session = stream_config
+        let recorded = sessions.get(stream.source()).map(|s| Session(s.session));
+        let configured = stream_config
             .session
             .as_deref()
             .and_then(|s| Session::new(s).ok());
+        let session = recorded.or(configured);
         let mut resumed = match session {
             Some(session) => fresh.with_resume(session, next),
             None => fresh.with_next_expected(next),
@@ -258,9 +275,10 @@ struct Handler<'a> {
     /// `NewSession` of a stream without one adopts it (the sequence goes
     /// on); a later one restarts the stream at 1.
     session_known: &'a mut [bool; 3],
+    sessions: &'a mut Sessions,
     /// Notices on stderr.
     log: bool,
-    error: Option<PipelineError>,
+    error: Option<RunError>,
 }
 
 impl GatewayHandler for Handler<'_> {
@@ -278,13 +296,30 @@ impl GatewayHandler for Handler<'_> {
             self.outbound,
         );
         if let Err(e) = result {
-            self.error = Some(e);
+            self.error = Some(e.into());
         }
     }
 
     fn on_notice(&mut self, stream: Stream, source: Option<SocketAddr>, notice: &Notice) {
-        if let Notice::NewSession { .. } = notice {
+        if let Notice::NewSession { session, .. } = notice {
             let known = &mut self.session_known[stream.index()];
+            // Recorded before any event of the session is journaled. A
+            // change: the stream's records from the next input on are of
+            // the new session. Adopting the first one: so are the ones
+            // already journaled (as before the file existed).
+            let first_input_seq = if *known {
+                Seq(self.pipeline.last_input_seq().0 + 1)
+            } else {
+                Seq(0)
+            };
+            if self.error.is_none() {
+                if let Err(e) = self
+                    .sessions
+                    .set(stream.source(), session.0, first_input_seq)
+                {
+                    self.error = Some(e.into());
+                }
+            }
             if *known {
                 self.pipeline.restart_stream(stream.source());
             }
@@ -301,13 +336,21 @@ impl GatewayHandler for Handler<'_> {
     }
 }
 
+/// How the gateway loop runs: its idle strategy, when to stop, whether
+/// notices are logged.
+#[derive(Clone, Copy)]
+struct LoopControl<'a> {
+    idle: Idle,
+    stop: &'a AtomicBool,
+    log: bool,
+}
+
 fn serve(
     config: &Config,
-    idle: Idle,
-    stop: &AtomicBool,
-    log: bool,
+    control: LoopControl<'_>,
     gateway: &mut Gateway<NoRetention>,
     pipeline: &mut Pipeline,
+    sessions: &mut Sessions,
     outbound: &mut OutboundSide,
 ) -> Result<(), RunError> {
     let status_interval = Duration::from_millis(config.outbound.status_interval_ms);
@@ -321,6 +364,7 @@ fn serve(
             .session()
             .is_some()
     });
+    let LoopControl { idle, stop, log } = control;
     let idle_timeout = match idle {
         Idle::Sleep(d) => d,
         Idle::Spin | Idle::Yield => Duration::ZERO,
@@ -335,12 +379,13 @@ fn serve(
             pipeline: &mut *pipeline,
             outbound: &mut *outbound,
             session_known: &mut session_known,
+            sessions: &mut *sessions,
             log,
             error: None,
         };
         let polled = gateway.poll(Some(timeout), &mut handler);
         if let Some(e) = handler.error {
-            return Err(e.into());
+            return Err(e);
         }
         polled.map_err(io("polling the sockets"))?;
         // Inputs in flight: wait for their decisions on the output ring

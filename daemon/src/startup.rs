@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 use crate::pipeline::{
     wall_clock, Pipeline, PipelineError, PipelineOptions, Publish, StreamPositions,
 };
+use crate::sessions::Sessions;
 
 /// Everything [`start`] needs (from a configuration, or built by a test).
 #[derive(Clone, Debug)]
@@ -134,6 +135,9 @@ impl fmt::Display for StartReport {
 pub struct Running {
     pub pipeline: Pipeline,
     pub report: StartReport,
+    /// Each inbound stream's session (persisted; `liqd run` records
+    /// changes here before journaling the new session's events).
+    pub sessions: Sessions,
     store: SnapshotStore,
     writer: Option<JoinHandle<()>>,
     syncers: Vec<SyncerThread>,
@@ -158,6 +162,12 @@ pub fn start(
         ..StartReport::default()
     };
     let limits = options.meta.limits;
+    let sessions = if data.is_new {
+        // A sessions file without a journal is stale (not ours).
+        Sessions::empty(&options.dir).clear()?
+    } else {
+        Sessions::load(&options.dir)?
+    };
     let (engine, streams) = if data.is_new {
         (Engine::new(limits), StreamPositions::default())
     } else {
@@ -176,7 +186,14 @@ pub fn start(
             }
             None => (Engine::new(limits), Seq(0)),
         };
-        let restored = restore(base, base_seq, &mut data, options.meta.shard, &outputs)?;
+        let restored = restore(
+            base,
+            base_seq,
+            &mut data,
+            options.meta.shard,
+            &outputs,
+            &sessions,
+        )?;
         report.replayed = restored.replayed;
         report.skipped_shard = restored.skipped_shard;
         report.outputs_recovered = restored.outputs_recovered;
@@ -215,6 +232,7 @@ pub fn start(
     Ok(Running {
         pipeline,
         report,
+        sessions,
         store,
         writer: Some(writer),
         syncers,

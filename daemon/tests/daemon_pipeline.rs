@@ -484,3 +484,58 @@ fn a_new_session_restarts_a_stream_and_a_restart_resumes_from_the_last_record() 
     assert_eq!(running.pipeline.next_expected(SourceStream::Orders), 2);
     running.stop(&mut VecPublish::default()).expect("stop");
 }
+
+/// `liqd-sessions.toml`: a stream's next expected message counts only the
+/// records of its current session (from `first_input_seq` on), so a new
+/// session recorded just before a crash expects its message 1.
+#[test]
+fn a_recorded_session_change_restarts_that_stream_at_one() {
+    use daemon::sessions::Sessions;
+    let path = scenarios()
+        .into_iter()
+        .find(|p| p.ends_with("funding.jsonl"))
+        .expect("funding.jsonl");
+    let events = arrivals(&path);
+    let count = |stream| events.iter().filter(|(s, _, _)| *s == stream).count() as u64;
+    let (md, orders) = (count(SourceStream::MarketData), count(SourceStream::Orders));
+    assert!(md > 0 && orders > 0);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let opts = options(dir.path(), Shard::ALL);
+    let (_, stop, _) = run(&opts, &events);
+    let next_expected = |stream| {
+        let mut publish = VecPublish::default();
+        let running = start(&opts, Arc::new(Metrics::default()), &mut publish).expect("start");
+        let next = running.report.streams.next_expected(stream);
+        running.stop(&mut publish).expect("stop");
+        next
+    };
+    // No file, or the first session adopted (from 0): after the last record.
+    assert_eq!(next_expected(SourceStream::Orders), orders + 1);
+    let mut sessions = Sessions::load(dir.path()).expect("load");
+    sessions
+        .set(SourceStream::Orders, *b"OLDO      ", Seq(0))
+        .expect("set");
+    assert_eq!(next_expected(SourceStream::Orders), orders + 1);
+    // A change recorded, then a crash before its first event: message 1.
+    let first_new = Seq(stop.last_input_seq.0 + 1);
+    sessions
+        .set(SourceStream::Orders, *b"NEWO      ", first_new)
+        .expect("set");
+    assert_eq!(next_expected(SourceStream::Orders), 1);
+    assert_eq!(next_expected(SourceStream::MarketData), md + 1);
+    // Message 1 of the new session is journaled (not a duplicate)…
+    let fill = events
+        .iter()
+        .find(|(s, _, _)| *s == SourceStream::Orders)
+        .expect("an order event")
+        .2;
+    let (_, _, submitted) = run(&opts, &[(SourceStream::Orders, 1, fill)]);
+    assert_ne!(submitted[0], Submitted::Duplicate);
+    // …and the next start expects message 2 of it.
+    assert_eq!(next_expected(SourceStream::Orders), 2);
+    let loaded = Sessions::load(dir.path()).expect("load");
+    assert_eq!(
+        loaded.get(SourceStream::Orders).map(|s| s.session),
+        Some(*b"NEWO      ")
+    );
+}
