@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use clap::Args;
+use engine::Event;
 use feed_gateway::wire::{
     encode_event, encode_heartbeat, ReRequest, Session, Stream, DATAGRAM_BYTES_DEFAULT,
     DATAGRAM_BYTES_MAX, HEADER_BYTES, INBOUND_BYTES_MAX,
@@ -106,15 +107,34 @@ struct Outlet {
     destination: SocketAddr,
 }
 
-struct Feed {
+/// A test venue's sending side: three publishers on one socket that also
+/// answers re-requests (`liqd feed`, `liqd demo`).
+pub(crate) struct Feed {
     socket: UdpSocket,
     outlets: [Outlet; 3],
     started: Instant,
     buffer: Vec<u8>,
-    rerequests: u64,
-    bad_rerequests: u64,
-    send_errors: u64,
+    pub(crate) rerequests: u64,
+    pub(crate) bad_rerequests: u64,
+    pub(crate) send_errors: u64,
     lossy: Lossy,
+    /// The stream of the last message pushed (its datagram may be open).
+    current: Option<Stream>,
+    message: [u8; INBOUND_BYTES_MAX],
+    /// Messages sent per stream.
+    pub(crate) counts: [u64; 3],
+}
+
+/// How to open a [`Feed`].
+pub(crate) struct FeedOptions {
+    pub(crate) bind: SocketAddr,
+    pub(crate) sessions: [Session; 3],
+    /// Per stream (market data, orders, admin).
+    pub(crate) destinations: [SocketAddr; 3],
+    pub(crate) datagram_bytes: usize,
+    pub(crate) retain: usize,
+    pub(crate) heartbeat_ms: u64,
+    pub(crate) drop_every: Option<u64>,
 }
 
 /// Sends, waiting while the socket's buffer is full (a burst must not be
@@ -136,6 +156,108 @@ fn send_all(socket: &UdpSocket, datagram: &[u8], to: SocketAddr, errors: &mut u6
 }
 
 impl Feed {
+    /// Binds the socket (non-blocking) and builds the three publishers.
+    pub(crate) fn open(options: &FeedOptions) -> anyhow::Result<Feed> {
+        if options.datagram_bytes > DATAGRAM_BYTES_MAX {
+            bail!("--datagram-bytes: at most {DATAGRAM_BYTES_MAX}");
+        }
+        let socket =
+            UdpSocket::bind(options.bind).with_context(|| format!("binding {}", options.bind))?;
+        socket.set_nonblocking(true)?;
+        let mut outlets = Vec::with_capacity(3);
+        for stream in Stream::ALL {
+            let config = PublisherConfig {
+                session: options.sessions[stream.index()],
+                datagram_bytes_max: options.datagram_bytes,
+                message_bytes_max: INBOUND_BYTES_MAX,
+                heartbeat_interval_ns: options.heartbeat_ms.saturating_mul(1_000_000),
+            };
+            let publisher = Publisher::new(
+                config,
+                RingRetention::new(options.retain, INBOUND_BYTES_MAX),
+            )
+            .map_err(|e| anyhow::anyhow!("--datagram-bytes: {e}"))?;
+            outlets.push(Outlet {
+                publisher,
+                destination: options.destinations[stream.index()],
+            });
+        }
+        let Ok(outlets) = <[Outlet; 3]>::try_from(outlets) else {
+            bail!("three streams expected");
+        };
+        Ok(Feed {
+            socket,
+            outlets,
+            started: Instant::now(),
+            buffer: vec![0; 2048],
+            rerequests: 0,
+            bad_rerequests: 0,
+            send_errors: 0,
+            lossy: Lossy {
+                every: options.drop_every,
+                ..Lossy::default()
+            },
+            current: None,
+            message: [0; INBOUND_BYTES_MAX],
+            counts: [0; 3],
+        })
+    }
+
+    pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Queues `event` on its stream. A datagram is sent before a message
+    /// of another stream is queued (the streams interleave as the events
+    /// do); `flush`: send this one's datagram now too.
+    pub(crate) fn send_event(&mut self, event: &Event, flush: bool) -> anyhow::Result<()> {
+        let stream = Stream::of_event(event);
+        let len = encode_event(event, &mut self.message).map_err(|e| anyhow::anyhow!("{e}"))?;
+        if let Some(current) = self.current.filter(|&c| c != stream) {
+            self.flush(current);
+        }
+        let message = self.message;
+        self.push(stream, &message[..len])?;
+        self.current = Some(stream);
+        if flush {
+            self.flush(stream);
+        }
+        self.counts[stream.index()] += 1;
+        Ok(())
+    }
+
+    /// Sends every open datagram and a heartbeat per stream.
+    pub(crate) fn flush_all(&mut self) {
+        for stream in Stream::ALL {
+            self.flush(stream);
+            self.heartbeat(stream);
+        }
+    }
+
+    /// Ends the three sessions.
+    pub(crate) fn end_sessions(&mut self) {
+        let now = self.now_ns();
+        let Feed {
+            socket,
+            outlets,
+            send_errors,
+            ..
+        } = self;
+        for outlet in outlets.iter_mut() {
+            let to = outlet.destination;
+            outlet
+                .publisher
+                .end_session(now, &mut |d| send_all(socket, d, to, send_errors));
+        }
+    }
+
+    /// Sends the streams elsewhere from now on (per stream).
+    pub(crate) fn set_destinations(&mut self, destinations: [SocketAddr; 3]) {
+        for (outlet, to) in self.outlets.iter_mut().zip(destinations) {
+            outlet.destination = to;
+        }
+    }
+
     fn now_ns(&self) -> u64 {
         u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
@@ -189,7 +311,7 @@ impl Feed {
     }
 
     /// Heartbeats and flushes as the publishers' intervals say.
-    fn tick(&mut self) {
+    pub(crate) fn tick(&mut self) {
         let now = self.now_ns();
         let Feed {
             socket,
@@ -209,7 +331,7 @@ impl Feed {
     }
 
     /// Answers every re-request waiting on the socket.
-    fn serve(&mut self) {
+    pub(crate) fn serve(&mut self) {
         loop {
             let (len, from) = match self.socket.recv_from(&mut self.buffer) {
                 Ok(got) => got,
@@ -243,7 +365,7 @@ impl Feed {
     }
 
     /// Serves re-requests and heartbeats until `until`.
-    fn wait_until(&mut self, until: Instant) {
+    pub(crate) fn wait_until(&mut self, until: Instant) {
         loop {
             self.serve();
             self.tick();
@@ -263,7 +385,7 @@ impl Feed {
     }
 }
 
-fn session_names(prefix: Option<&str>) -> anyhow::Result<[Session; 3]> {
+pub(crate) fn session_names(prefix: Option<&str>) -> anyhow::Result<[Session; 3]> {
     let prefix = match prefix {
         Some(p) => p.to_owned(),
         None => format!(
@@ -282,52 +404,23 @@ fn session_names(prefix: Option<&str>) -> anyhow::Result<[Session; 3]> {
 
 /// `liqd feed`.
 pub fn feed(args: &FeedArgs) -> anyhow::Result<()> {
-    if args.datagram_bytes > DATAGRAM_BYTES_MAX {
-        bail!("--datagram-bytes: at most {DATAGRAM_BYTES_MAX}");
-    }
     if let Some(rate) = args.rate {
         if !(rate > 0.0 && rate.is_finite()) {
             bail!("--rate: a positive number of events per second");
         }
     }
     let sessions = session_names(args.session.as_deref())?;
-    let bind = args
-        .retrans_bind
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    let socket = UdpSocket::bind(bind).with_context(|| format!("binding {bind}"))?;
-    socket.set_nonblocking(true)?;
-    let destinations = [args.md, args.orders, args.admin];
-    let mut outlets = Vec::with_capacity(3);
-    for stream in Stream::ALL {
-        let config = PublisherConfig {
-            session: sessions[stream.index()],
-            datagram_bytes_max: args.datagram_bytes,
-            message_bytes_max: INBOUND_BYTES_MAX,
-            heartbeat_interval_ns: args.heartbeat_ms.saturating_mul(1_000_000),
-        };
-        let publisher = Publisher::new(config, RingRetention::new(args.retain, INBOUND_BYTES_MAX))
-            .map_err(|e| anyhow::anyhow!("--datagram-bytes: {e}"))?;
-        outlets.push(Outlet {
-            publisher,
-            destination: destinations[stream.index()],
-        });
-    }
-    let Ok(outlets) = <[Outlet; 3]>::try_from(outlets) else {
-        bail!("three streams expected");
-    };
-    let mut feed = Feed {
-        socket,
-        outlets,
-        started: Instant::now(),
-        buffer: vec![0; 2048],
-        rerequests: 0,
-        bad_rerequests: 0,
-        send_errors: 0,
-        lossy: Lossy {
-            every: args.drop_every,
-            ..Lossy::default()
-        },
-    };
+    let mut feed = Feed::open(&FeedOptions {
+        bind: args
+            .retrans_bind
+            .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0))),
+        sessions,
+        destinations: [args.md, args.orders, args.admin],
+        datagram_bytes: args.datagram_bytes,
+        retain: args.retain,
+        heartbeat_ms: args.heartbeat_ms,
+        drop_every: args.drop_every,
+    })?;
     eprintln!(
         "feed: sending from {} (sessions {} {} {})",
         feed.socket.local_addr()?,
@@ -338,54 +431,25 @@ pub fn feed(args: &FeedArgs) -> anyhow::Result<()> {
 
     let (input, name) = open_input(&args.input)?;
     let mut reader = EventReader::new(input, name);
-    let mut counts = [0u64; 3];
-    let mut current: Option<Stream> = None;
-    let mut message = [0u8; INBOUND_BYTES_MAX];
     let mut index: u64 = 0;
     while let Some(event) = reader.read_event()? {
-        let stream = Stream::of_event(&event);
-        let len = encode_event(&event, &mut message)
-            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", reader.file(), reader.line()))?;
         if let Some(rate) = args.rate {
             let due = feed.started + Duration::from_secs_f64(index as f64 / rate);
             feed.wait_until(due);
         }
-        if current.is_some_and(|c| c != stream) {
-            if let Some(c) = current {
-                feed.flush(c);
-            }
-        }
-        feed.push(stream, &message[..len])?;
-        current = Some(stream);
-        if args.rate.is_some() {
-            feed.flush(stream);
-        }
-        counts[stream.index()] += 1;
+        feed.send_event(&event, args.rate.is_some())
+            .map_err(|e| anyhow::anyhow!("{}:{}: {e}", reader.file(), reader.line()))?;
         index += 1;
         if index & 63 == 0 {
             feed.serve();
         }
     }
-    for stream in Stream::ALL {
-        feed.flush(stream);
-        feed.heartbeat(stream);
-    }
+    feed.flush_all();
     feed.wait_until(Instant::now() + Duration::from_millis(args.linger_ms));
     if !args.keep_session {
-        let now = feed.now_ns();
-        let Feed {
-            socket,
-            outlets,
-            send_errors,
-            ..
-        } = &mut feed;
-        for outlet in outlets.iter_mut() {
-            let to = outlet.destination;
-            outlet
-                .publisher
-                .end_session(now, &mut |d| send_all(socket, d, to, send_errors));
-        }
+        feed.end_sessions();
     }
+    let counts = feed.counts;
     eprintln!(
         "feed: {} events (md {}, orders {}, admin {}); re-requests answered {}, bad {}; send errors {}; dropped on purpose {}",
         index,

@@ -7,6 +7,7 @@
 
 mod bench;
 mod bench_latency;
+mod demo;
 mod feed;
 mod listen;
 
@@ -18,12 +19,18 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use daemon::shard::Shard;
-use engine::{Engine, EngineConfig, Event, Limits, Seq};
+use engine::{AccountId, Engine, EngineConfig, Event, Limits, Seq, UnixNanos};
 use journal::{InputJournal, InputReader, JournalOptions, SnapshotStore, SourceStream};
 use replay::engines::{make_engine, EngineKind, ReplayEngine};
+use replay::input::{Input, InputError};
+use replay::inspect::At;
 use replay::jsonl::{write_event, EventReader, JsonlError, JsonlSink};
+use replay::overrides::Overrides;
+use replay::progress::Progress;
 use replay::run::{apply_one, Summary};
 use replay::source::{resume, Source, SourceError};
+use replay::verify::{Expected, VerifyError};
+use replay::whatif::MarginMode;
 
 /// Exit status for an input that is not valid for the format (and, from
 /// clap, for usage errors).
@@ -43,6 +50,10 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The whole pipeline with no setup: a generated population and a
+    /// crash sent over UDP to an in-process daemon; a summary, `replay
+    /// verify` of its journal and the next commands to try.
+    Demo(demo::DemoArgs),
     /// Run the daemon: receive, journal, apply, publish (until SIGINT or
     /// SIGTERM).
     Run(DaemonArgs),
@@ -111,6 +122,11 @@ struct ImportArgs {
     /// Size of each segment file, in MiB.
     #[arg(long, default_value_t = 64)]
     segment_mib: u64,
+    /// Also run the fast engine over the whole journal and write its output
+    /// journal to DIR/output (what the daemon would have recorded), for
+    /// `liqd replay verify DIR`.
+    #[arg(long)]
+    with_outputs: bool,
 }
 
 #[derive(Args)]
@@ -138,6 +154,95 @@ enum ReplayCommand {
     Run(RunArgs),
     /// Check that a JSONL event file is valid for the format (no engine).
     Check(CheckArgs),
+    /// Re-apply an input history and compare every output with the
+    /// recorded ones; exit 1 on any divergence. Prints the state hash.
+    Verify(VerifyArgs),
+    /// An account's full margin picture (every MARGIN.md term) at one
+    /// moment of a history.
+    Inspect(InspectArgs),
+    /// Re-run a history with changed risk definitions (or in isolated
+    /// margin mode) and print the difference in liquidations.
+    Whatif(WhatifArgs),
+    /// An account's E, MM and IM over a history, with liquidation and halt
+    /// markers: a summary on stdout, optionally an SVG chart and a CSV.
+    Timeline(TimelineArgs),
+}
+
+#[derive(Args)]
+struct TimelineArgs {
+    /// Input journal directory or JSONL event file.
+    source: PathBuf,
+    /// Account id.
+    #[arg(long)]
+    account: u64,
+    /// Write the chart here.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<PathBuf>,
+    /// Write the points here.
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct WhatifArgs {
+    /// Input journal directory or JSONL event file.
+    source: PathBuf,
+    /// Overrides, KEY=VALUE (see replay/README.md), e.g.
+    /// `instrument.BTC-PERP.mmr_scale=1.5`, `params.partial=false`.
+    #[arg(long = "set", value_name = "KEY=VALUE", num_args = 1..)]
+    set: Vec<String>,
+    /// Overrides from a TOML file (tables are key prefixes); applied before
+    /// any --set.
+    #[arg(long, value_name = "FILE.toml")]
+    params: Option<PathBuf>,
+    /// `isolated`: compare with every position an isolated silo.
+    #[arg(long, value_enum, default_value_t = MarginModeArg::Cross)]
+    margin_mode: MarginModeArg,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MarginModeArg {
+    Cross,
+    Isolated,
+}
+
+#[derive(Args)]
+#[command(group = clap::ArgGroup::new("moment").args(["at", "at_time"]))]
+struct InspectArgs {
+    /// Input journal directory or JSONL event file.
+    source: PathBuf,
+    /// Account id.
+    #[arg(long)]
+    account: u64,
+    /// After the event with this sequence (default: after the last).
+    #[arg(long)]
+    at: Option<u64>,
+    /// Before the first event with a later ts (nanoseconds).
+    #[arg(long)]
+    at_time: Option<u64>,
+    /// How many of the last events and outputs to list.
+    #[arg(long, default_value_t = 10)]
+    last: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// Input journal directory (outputs in DIR/output) or JSONL event file
+    /// (outputs in NAME.expected.jsonl).
+    source: PathBuf,
+    /// The recorded outputs (an output journal directory or a JSONL output
+    /// file), if not in the default place.
+    #[arg(long)]
+    outputs: Option<PathBuf>,
+    /// Also run the reference model and compare after every event (slow).
+    #[arg(long)]
+    reference: bool,
 }
 
 #[derive(Args)]
@@ -186,12 +291,17 @@ fn main() -> ExitCode {
         Command::Run(args) => daemon::run::run(&args.config).map_err(anyhow::Error::from),
         Command::Replay(ReplayCommand::Run(args)) => replay_run(args),
         Command::Replay(ReplayCommand::Check(args)) => replay_check(args),
+        Command::Replay(ReplayCommand::Verify(args)) => replay_verify(args),
+        Command::Replay(ReplayCommand::Inspect(args)) => replay_inspect(args),
+        Command::Replay(ReplayCommand::Whatif(args)) => replay_whatif(args),
+        Command::Replay(ReplayCommand::Timeline(args)) => replay_timeline(args),
         Command::Journal(JournalCommand::Import(args)) => journal_import(args),
         Command::Journal(JournalCommand::Export(args)) => journal_export(args),
         Command::Journal(JournalCommand::Check(args)) => journal_check(args),
         Command::Journal(JournalCommand::Snapshot(args)) => journal_snapshot(args),
         Command::Bench(command) => bench::run(command),
         Command::Feed(args) => feed::feed(args),
+        Command::Demo(args) => demo::demo(args),
         Command::Listen(args) => listen::listen(args),
     };
     match result {
@@ -210,11 +320,131 @@ fn exit_status(error: &anyhow::Error) -> u8 {
     let source = error
         .downcast_ref::<SourceError>()
         .is_some_and(|e| e.is_format());
-    if jsonl || source {
+    let verify = matches!(
+        error.downcast_ref::<VerifyError>(),
+        Some(VerifyError::Input(e)) if e.is_format()
+    );
+    if jsonl || source || verify {
         EXIT_FORMAT
     } else {
         EXIT_FAILURE
     }
+}
+
+/// `liqd replay inspect SOURCE --account ID [--at SEQ | --at-time TS]`.
+fn replay_inspect(args: &InspectArgs) -> anyhow::Result<()> {
+    let at = match (args.at, args.at_time) {
+        (Some(seq), _) => At::Seq(Seq(seq)),
+        (None, Some(ts)) => At::Time(UnixNanos(ts)),
+        (None, None) => At::End,
+    };
+    let inspection = replay::inspect::inspect(
+        &Input::open(&args.source),
+        AccountId(args.account),
+        at,
+        args.last,
+        Limits::default(),
+        &mut Progress::stderr("inspect"),
+    )
+    .map_err(input_error)?;
+    if args.json {
+        write_stdout(&format!("{:#}\n", inspection.to_json()))
+    } else {
+        write_stdout(&inspection.to_string())
+    }
+}
+
+/// Writes a report to standard output (an error, not a panic, when it is
+/// closed).
+fn write_stdout(text: &str) -> anyhow::Result<()> {
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("writing to standard output")
+}
+
+/// `liqd replay whatif SOURCE (--set KEY=VALUE… | --params FILE.toml)
+/// [--margin-mode isolated] [--json]`.
+fn replay_whatif(args: &WhatifArgs) -> anyhow::Result<()> {
+    let mut overrides = match &args.params {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Overrides::parse_toml(&text).with_context(|| path.display().to_string())?
+        }
+        None => Overrides::default(),
+    };
+    overrides
+        .list
+        .extend(Overrides::parse(args.set.iter().map(String::as_str))?.list);
+    let mode = match args.margin_mode {
+        MarginModeArg::Cross => MarginMode::Cross,
+        MarginModeArg::Isolated => MarginMode::Isolated,
+    };
+    let report = replay::whatif::whatif(
+        &Input::open(&args.source),
+        overrides,
+        mode,
+        Limits::default(),
+        &mut Progress::stderr("whatif"),
+    )
+    .map_err(input_error)?;
+    if args.json {
+        write_stdout(&format!("{:#}\n", report.to_json()))
+    } else {
+        write_stdout(&report.to_string())
+    }
+}
+
+/// `liqd replay timeline SOURCE --account ID [--svg FILE] [--csv FILE]`.
+fn replay_timeline(args: &TimelineArgs) -> anyhow::Result<()> {
+    let line = replay::timeline::timeline(
+        &Input::open(&args.source),
+        AccountId(args.account),
+        Limits::default(),
+        &mut Progress::stderr("timeline"),
+    )
+    .map_err(input_error)?;
+    if let Some(path) = &args.svg {
+        std::fs::write(path, line.to_svg())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    if let Some(path) = &args.csv {
+        std::fs::write(path, line.to_csv())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    write_stdout(&format!("{}\n", line.summary()))
+}
+
+/// Keeps a JSONL format error recognisable for the exit status.
+fn input_error(e: InputError) -> anyhow::Error {
+    match e {
+        InputError::Jsonl(e) => e.into(),
+        other => other.into(),
+    }
+}
+
+/// `liqd replay verify SOURCE [--outputs PATH] [--reference]`.
+fn replay_verify(args: &VerifyArgs) -> anyhow::Result<()> {
+    let input = Input::open(&args.source);
+    let expected = args
+        .outputs
+        .as_deref()
+        .map_or_else(|| Expected::beside(&input), Expected::at);
+    let mut progress = Progress::stderr("verify");
+    let report = replay::verify::verify(
+        &input,
+        &expected,
+        args.reference,
+        Limits::default(),
+        &mut progress,
+    )?;
+    write_stdout(&format!("{report}\n"))?;
+    anyhow::ensure!(
+        report.is_ok(),
+        "the replay diverged from the recorded outputs"
+    );
+    Ok(())
 }
 
 /// `liqd replay run FILE|DIR [--engine fast|reference] [--from-snapshot
@@ -343,7 +573,23 @@ fn journal_import(args: &ImportArgs) -> anyhow::Result<()> {
         "imported {imported} events into {} (last seq {last})",
         args.dir.display()
     );
-    read.map_err(anyhow::Error::from)
+    read?;
+    if args.with_outputs {
+        let outputs = args.dir.join(replay::input::OUTPUT_SUBDIR);
+        let (summary, last) = replay::verify::record_outputs(
+            &Input::Journal(args.dir.clone()),
+            &outputs,
+            options,
+            Limits::default(),
+            &mut Progress::stderr("outputs"),
+        )?;
+        let last = last.map_or_else(|| "none".to_owned(), |s| s.to_string());
+        eprintln!(
+            "recorded outputs in {} ({summary}, last output seq {last})",
+            outputs.display()
+        );
+    }
+    Ok(())
 }
 
 /// `liqd journal export DIR [--from SEQ] [--to SEQ]`: the events as JSONL.
@@ -442,7 +688,7 @@ fn journal_snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
 fn journal_check(args: &JournalDirArgs) -> anyhow::Result<()> {
     let report = journal::check(&args.dir)
         .with_context(|| format!("checking journal {}", args.dir.display()))?;
-    println!("{report}");
+    write_stdout(&format!("{report}\n"))?;
     anyhow::ensure!(
         report.is_intact(),
         "journal {} is not intact",

@@ -595,6 +595,149 @@ fn bench_engine_usage_errors() {
     );
 }
 
+/// `journal import --with-outputs` then `replay verify`: passes untouched,
+/// fails (exit 1) naming the seq when the recorded outputs are altered.
+#[test]
+fn replay_verify_passes_untouched_and_pinpoints_an_altered_output() {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("verify_worked_example");
+    let _ = fs::remove_dir_all(&dir);
+    let input = scenario("worked_example.jsonl");
+    let (input_str, dir_str) = (input.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+    let import = liqd(&[
+        "journal",
+        "import",
+        input_str,
+        dir_str,
+        "--segment-mib",
+        "1",
+        "--with-outputs",
+    ]);
+    assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
+    assert!(dir.join("output").is_dir());
+    let ok = liqd(&["replay", "verify", dir_str, "--reference"]);
+    assert_eq!(
+        ok.status.code(),
+        Some(0),
+        "{}{}",
+        text(&ok.stdout),
+        text(&ok.stderr)
+    );
+    let report = text(&ok.stdout);
+    assert!(
+        report.starts_with("OK:") && report.contains("state_hash="),
+        "{report}"
+    );
+    let expected = fs::read_to_string(scenario("worked_example.expected.jsonl")).expect("expected");
+    let altered = temp_file(
+        "worked_example.altered.jsonl",
+        &expected.replace("-0.66783437", "-0.66783438"),
+    );
+    let bad = liqd(&[
+        "replay",
+        "verify",
+        dir_str,
+        "--outputs",
+        altered.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+    let report = text(&bad.stdout);
+    assert!(report.contains("first divergence at seq 10"), "{report}");
+    assert!(
+        report.contains("-0.66783438") && report.contains("-0.66783437"),
+        "{report}"
+    );
+}
+
+#[test]
+fn replay_inspect_whatif_and_timeline_run() {
+    let input = scenario("worked_example.jsonl");
+    let input_str = input.to_str().expect("utf-8");
+    let inspect = liqd(&[
+        "replay",
+        "inspect",
+        input_str,
+        "--account",
+        "7",
+        "--at",
+        "10",
+        "--json",
+    ]);
+    assert_eq!(inspect.status.code(), Some(0), "{}", text(&inspect.stderr));
+    let json = text(&inspect.stdout);
+    assert!(
+        json.contains("\"equity\": \"246.75\"") && json.contains("\"tier\": 2"),
+        "{json}"
+    );
+    let both = liqd(&[
+        "replay",
+        "inspect",
+        input_str,
+        "--account",
+        "7",
+        "--at",
+        "1",
+        "--at-time",
+        "3",
+    ]);
+    assert_eq!(
+        both.status.code(),
+        Some(2),
+        "--at and --at-time exclude each other"
+    );
+    let whatif = liqd(&[
+        "replay",
+        "whatif",
+        input_str,
+        "--set",
+        "asset.ETH.weight=0.5",
+    ]);
+    assert_eq!(whatif.status.code(), Some(0), "{}", text(&whatif.stderr));
+    let report = text(&whatif.stdout);
+    assert!(
+        report.contains("added 1:") && report.contains("removed 1:"),
+        "{report}"
+    );
+    let params = temp_file("whatif.toml", "[params]\npartial = false\n");
+    let from_file = liqd(&[
+        "replay",
+        "whatif",
+        input_str,
+        "--params",
+        params.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(
+        from_file.status.code(),
+        Some(0),
+        "{}",
+        text(&from_file.stderr)
+    );
+    assert!(text(&from_file.stdout).contains("\"changed\": ["));
+    let bad_key = liqd(&["replay", "whatif", input_str, "--set", "params.colour=red"]);
+    assert_eq!(bad_key.status.code(), Some(1));
+    assert!(text(&bad_key.stderr).contains("params.colour"));
+    let svg = Path::new(env!("CARGO_TARGET_TMPDIR")).join("timeline.svg");
+    let timeline = liqd(&[
+        "replay",
+        "timeline",
+        input_str,
+        "--account",
+        "7",
+        "--svg",
+        svg.to_str().expect("utf-8"),
+    ]);
+    assert_eq!(
+        timeline.status.code(),
+        Some(0),
+        "{}",
+        text(&timeline.stderr)
+    );
+    assert!(fs::read_to_string(&svg)
+        .expect("svg written")
+        .starts_with("<svg"));
+    assert!(text(&timeline.stdout).contains("1 liquidation(s)"));
+}
+
 /// `liqd bench pipeline` at smoke size: one JSON object per invocation
 /// with a run per rate, the machine, and `.hgrm` files and an SVG plot
 /// that parse back.

@@ -37,6 +37,9 @@
 
 pub mod latency;
 mod population;
+mod recording;
+
+pub use recording::population_events;
 
 use std::fmt::{self, Write as _};
 use std::str::FromStr;

@@ -200,7 +200,10 @@ impl DataDir {
         let input = InputJournal::open(input_dir(dir), settings.options())?;
         let output = OutputJournal::open(output_dir(dir), settings.options())?;
         for (name, report) in [("input", input.recovery()), ("output", output.recovery())] {
-            eprintln!("liqd: {name} journal recovery: {report}");
+            // A new, empty journal has nothing to report.
+            if report.segments > 0 {
+                eprintln!("liqd: {name} journal recovery: {report}");
+            }
         }
         let is_new = input.last_seq().is_none();
         match Meta::load(dir)? {

@@ -45,6 +45,11 @@ pub struct Metrics {
     pub in_flight: AtomicU64,
     /// Times the gateway found the input ring full and waited.
     pub input_ring_full_waits: AtomicU64,
+    /// Gauges from the engine's last status answer (the `S` message):
+    /// accounts, accounts in a liquidation cooldown, halted instruments.
+    pub accounts: AtomicU64,
+    pub accounts_liquidating: AtomicU64,
+    pub instruments_halted: AtomicU64,
     /// Gauges: in-process latency, receive → engine done, nanoseconds.
     pub latency_ns_p50: AtomicU64,
     pub latency_ns_p90: AtomicU64,
@@ -144,7 +149,7 @@ impl Sources {
         }
         let input_last = get(&m.input_last_seq);
         let output_last = get(&m.output_last_seq);
-        let gauges: [(&str, &str, u64); 8] = [
+        let gauges: [(&str, &str, u64); 11] = [
             (
                 "liqd_input_last_seq",
                 "Last journaled input sequence",
@@ -184,6 +189,21 @@ impl Sources {
                 "liqd_in_flight_events",
                 "Inputs pushed to the engine, not yet done",
                 get(&m.in_flight),
+            ),
+            (
+                "liqd_accounts",
+                "Accounts the engine holds (last S message)",
+                get(&m.accounts),
+            ),
+            (
+                "liqd_accounts_liquidating",
+                "Accounts in a liquidation cooldown (last S message)",
+                get(&m.accounts_liquidating),
+            ),
+            (
+                "liqd_instruments_halted",
+                "Instruments halted by staleness or a jump (last S message)",
+                get(&m.instruments_halted),
             ),
         ];
         for (name, help, value) in gauges {

@@ -517,6 +517,13 @@ impl Pipeline {
                         };
                         let seq = output.append_status(&status)?;
                         bump(&metrics.status_messages, 1);
+                        metrics.accounts.store(accounts, Ordering::Relaxed);
+                        metrics
+                            .accounts_liquidating
+                            .store(liquidating, Ordering::Relaxed);
+                        metrics
+                            .instruments_halted
+                            .store(u64::from(halted), Ordering::Relaxed);
                         metrics.output_last_seq.store(seq.0, Ordering::Relaxed);
                         let status_origin = Origin {
                             seq: status.seq,

@@ -29,14 +29,14 @@ use feed_gateway::{
     Gateway, GatewayConfig, GatewayHandler, InboundConfig, NoRetention, ReceiverConfig,
 };
 
-use crate::config::{Config, Idle, LoadError, StreamConfig};
+use crate::config::{Config, Idle, LoadError, Settings, StreamConfig};
 use crate::datadir::DataDirError;
 use crate::engine_thread::pin_current_thread;
 use crate::metrics::{Metrics, Observer};
 use crate::outbound::{OutboundSettings, OutboundSide};
 use crate::pipeline::{Pipeline, PipelineError};
 use crate::sessions::Sessions;
-use crate::startup::{start, DaemonOptions, StartError};
+use crate::startup::{start, DaemonOptions, StartError, StopReport};
 
 /// How long the loop waits on the output ring alone while inputs are in
 /// flight (the engine takes about a microsecond per event) before it polls
@@ -81,51 +81,8 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone()).map_err(io("installing signals"))?;
     }
-    let options = DaemonOptions::from_config(&config, &settings);
-    let mut outbound = OutboundSide::new(&outbound_settings(&config), options.dir.clone())
-        .map_err(io("opening the outbound socket"))?;
     let metrics = Arc::new(Metrics::default());
-    let running = start(&options, metrics.clone(), &mut outbound)?;
-    eprintln!("liqd: {}", running.report);
-    let mut running = running;
-    // After the engine thread started: it must not inherit this mask.
-    if let Some(core) = config.threads.gateway_core {
-        pin_current_thread("gateway", core);
-    }
-    outbound.resume(running.pipeline.next_output_seq());
-    let mut gateway = open_gateway(&config, &running.pipeline, &running.sessions)?;
-    let observer = Observer::start(
-        running.pipeline.sources(),
-        config.metrics.listen,
-        Duration::from_millis(config.metrics.status_log_interval_ms),
-    )
-    .map_err(io("starting the metrics endpoint"))?;
-    eprintln!(
-        "liqd: running: shard {} md={} orders={} admin={} outbound re-requests at {} metrics at {}",
-        settings.shard,
-        show(gateway.local_addr(Stream::MarketData)),
-        show(gateway.local_addr(Stream::Orders)),
-        show(gateway.local_addr(Stream::Admin)),
-        outbound
-            .rerequest_addr()
-            .map_or_else(|_| "-".to_owned(), |a| a.to_string()),
-        show(observer.local_addr()),
-    );
-    let result = serve(
-        &config,
-        settings.gateway_idle,
-        &stop,
-        &mut gateway,
-        &mut running.pipeline,
-        &mut running.sessions,
-        &mut outbound,
-    );
-    eprintln!("liqd: stopping: draining the rings, flushing the journals");
-    let stopped = running.stop(&mut outbound);
-    outbound.flush();
-    observer.stop();
-    result?;
-    let report = stopped?;
+    let report = run_until(&config, &settings, &stop, metrics, true, |_| {})?;
     eprintln!(
         "liqd: stopped at input seq {}, next output seq {}, snapshot {:?}, state_hash {:016x}",
         report.last_input_seq.0,
@@ -134,6 +91,94 @@ pub fn run(config_path: &Path) -> Result<(), RunError> {
         report.state_hash
     );
     Ok(())
+}
+
+/// Where a started daemon listens: the bound addresses (a configured
+/// port 0 is resolved), for an in-process caller such as `liqd demo`.
+#[derive(Clone, Copy, Debug)]
+pub struct Listening {
+    pub md: Option<SocketAddr>,
+    pub orders: Option<SocketAddr>,
+    pub admin: Option<SocketAddr>,
+    pub outbound_rerequests: Option<SocketAddr>,
+    pub metrics: Option<SocketAddr>,
+}
+
+/// [`run`] without the configuration file and the signal handlers: runs
+/// until `stop` is set, counting into `metrics`; `on_listening` is called
+/// once the sockets are bound. `log`: the start, notice and stop lines on
+/// stderr (the status line is `metrics.status_log_interval_ms`'s).
+///
+/// # Errors
+/// As [`run`].
+pub fn run_until(
+    config: &Config,
+    settings: &Settings,
+    stop: &AtomicBool,
+    metrics: Arc<Metrics>,
+    log: bool,
+    on_listening: impl FnOnce(Listening),
+) -> Result<StopReport, RunError> {
+    let options = DaemonOptions::from_config(config, settings);
+    let mut outbound = OutboundSide::new(&outbound_settings(config), options.dir.clone())
+        .map_err(io("opening the outbound socket"))?;
+    let running = start(&options, metrics, &mut outbound)?;
+    if log {
+        eprintln!("liqd: {}", running.report);
+    }
+    let mut running = running;
+    // After the engine thread started: it must not inherit this mask.
+    if let Some(core) = config.threads.gateway_core {
+        pin_current_thread("gateway", core);
+    }
+    outbound.resume(running.pipeline.next_output_seq());
+    let mut gateway = open_gateway(config, &running.pipeline, &running.sessions)?;
+    let observer = Observer::start(
+        running.pipeline.sources(),
+        config.metrics.listen,
+        Duration::from_millis(config.metrics.status_log_interval_ms),
+    )
+    .map_err(io("starting the metrics endpoint"))?;
+    let listening = Listening {
+        md: gateway.local_addr(Stream::MarketData),
+        orders: gateway.local_addr(Stream::Orders),
+        admin: gateway.local_addr(Stream::Admin),
+        outbound_rerequests: outbound.rerequest_addr().ok(),
+        metrics: observer.local_addr(),
+    };
+    if log {
+        eprintln!(
+            "liqd: running: shard {} md={} orders={} admin={} outbound re-requests at {} metrics at {}",
+            settings.shard,
+            show(listening.md),
+            show(listening.orders),
+            show(listening.admin),
+            show(listening.outbound_rerequests),
+            show(listening.metrics),
+        );
+    }
+    on_listening(listening);
+    let control = LoopControl {
+        idle: settings.gateway_idle,
+        stop,
+        log,
+    };
+    let result = serve(
+        config,
+        control,
+        &mut gateway,
+        &mut running.pipeline,
+        &mut running.sessions,
+        &mut outbound,
+    );
+    if log {
+        eprintln!("liqd: stopping: draining the rings, flushing the journals");
+    }
+    let stopped = running.stop(&mut outbound);
+    outbound.flush();
+    observer.stop();
+    result?;
+    Ok(stopped?)
 }
 
 fn show(addr: Option<SocketAddr>) -> String {
@@ -231,6 +276,8 @@ struct Handler<'a> {
     /// on); a later one restarts the stream at 1.
     session_known: &'a mut [bool; 3],
     sessions: &'a mut Sessions,
+    /// Notices on stderr.
+    log: bool,
     error: Option<RunError>,
 }
 
@@ -278,6 +325,9 @@ impl GatewayHandler for Handler<'_> {
             }
             *known = true;
         }
+        if !self.log {
+            return;
+        }
         let from = show(source);
         match notice {
             Notice::GapClosed { .. } => {}
@@ -286,10 +336,18 @@ impl GatewayHandler for Handler<'_> {
     }
 }
 
+/// How the gateway loop runs: its idle strategy, when to stop, whether
+/// notices are logged.
+#[derive(Clone, Copy)]
+struct LoopControl<'a> {
+    idle: Idle,
+    stop: &'a AtomicBool,
+    log: bool,
+}
+
 fn serve(
     config: &Config,
-    idle: Idle,
-    stop: &AtomicBool,
+    control: LoopControl<'_>,
     gateway: &mut Gateway<NoRetention>,
     pipeline: &mut Pipeline,
     sessions: &mut Sessions,
@@ -306,6 +364,7 @@ fn serve(
             .session()
             .is_some()
     });
+    let LoopControl { idle, stop, log } = control;
     let idle_timeout = match idle {
         Idle::Sleep(d) => d,
         Idle::Spin | Idle::Yield => Duration::ZERO,
@@ -321,6 +380,7 @@ fn serve(
             outbound: &mut *outbound,
             session_known: &mut session_known,
             sessions: &mut *sessions,
+            log,
             error: None,
         };
         let polled = gateway.poll(Some(timeout), &mut handler);

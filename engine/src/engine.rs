@@ -27,6 +27,7 @@
 //! tops, stale-halt deadlines off a min-heap, cooldown expiries off the front
 //! of a FIFO.
 
+mod detail;
 mod snapshot;
 
 use std::collections::VecDeque;

@@ -9,6 +9,7 @@
 
 pub mod arith;
 mod engine;
+pub mod inspect;
 pub mod limits;
 mod plan;
 pub mod reference;

@@ -15,6 +15,7 @@
 
 mod exact;
 mod plan;
+mod terms;
 #[cfg(test)]
 mod tests;
 

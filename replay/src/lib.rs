@@ -9,6 +9,14 @@
 
 pub mod compare;
 pub mod engines;
+pub mod input;
+pub mod inspect;
+pub mod isolated;
 pub mod jsonl;
+pub mod overrides;
+pub mod progress;
 pub mod run;
 pub mod source;
+pub mod timeline;
+pub mod verify;
+pub mod whatif;
