@@ -184,10 +184,10 @@ fn run_fresh(jsonl: &str) -> (ReferenceEngine, Vec<Output>) {
     (engine, outputs)
 }
 
-// ----- the shared conformance cases -----
+// ----- the shared conformance cases (copied verbatim into testdata/scenarios) -----
 
 fn check_case(name: &str) {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/cases");
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/scenarios");
     let read = |file: String| {
         std::fs::read_to_string(format!("{dir}/{file}"))
             .unwrap_or_else(|e| panic!("{dir}/{file}: {e}"))
