@@ -124,19 +124,29 @@ impl Meta {
     }
 
     fn write(&self, dir: &Path) -> Result<(), DataDirError> {
-        let path = dir.join(META_FILE);
-        let tmp = dir.join(format!(".{META_FILE}.tmp"));
-        let io = |e: std::io::Error| DataDirError::Meta {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        std::fs::write(&tmp, self.to_toml()).map_err(io)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        Ok(())
+        write_atomically(dir, META_FILE, &self.to_toml())
     }
+}
+
+/// Replaces `dir/name` with `contents` atomically: a temporary file, fsync,
+/// rename, fsync of the directory (a crash leaves the old or the new file,
+/// never a torn one).
+pub(crate) fn write_atomically(dir: &Path, name: &str, contents: &str) -> Result<(), DataDirError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let io = |e: std::io::Error| DataDirError::Meta {
+        path: path.clone(),
+        message: e.to_string(),
+    };
+    std::fs::write(&tmp, contents).map_err(io)?;
+    std::fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(io)?;
+    std::fs::rename(&tmp, &path).map_err(io)?;
+    std::fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(io)?;
+    Ok(())
 }
 
 /// The input journal directory of a data directory (the directory itself).

@@ -218,21 +218,7 @@ impl Sessions {
     }
 
     fn write(&self) -> Result<(), DataDirError> {
-        let path = self.dir.join(SESSIONS_FILE);
-        let tmp = self.dir.join(format!(".{SESSIONS_FILE}.tmp"));
-        let io = |e: std::io::Error| DataDirError::Meta {
-            path: path.clone(),
-            message: e.to_string(),
-        };
-        std::fs::write(&tmp, self.to_toml()).map_err(io)?;
-        std::fs::File::open(&tmp)
-            .and_then(|f| f.sync_all())
-            .map_err(io)?;
-        std::fs::rename(&tmp, &path).map_err(io)?;
-        std::fs::File::open(&self.dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io)?;
-        Ok(())
+        crate::datadir::write_atomically(&self.dir, SESSIONS_FILE, &self.to_toml())
     }
 }
 
