@@ -20,7 +20,7 @@ use feed_gateway::net::{system_now_ns, udp_socket, Multicast};
 use feed_gateway::wire::{decode_outbound, LiquidationMessage, Origin, OutboundMessage};
 use feed_gateway::{MessageHandler, Notice, Sequencer, SequencerConfig};
 use journal::Status;
-use replay::jsonl::{write_halt, write_liquidation, Source, SrcStream};
+use replay::jsonl::{write_halt, write_liquidation, Source};
 
 #[derive(Args)]
 pub struct ListenArgs {
@@ -66,14 +66,8 @@ struct Printer<W: Write> {
 }
 
 fn source(origin: Origin) -> Source {
-    let stream = match origin.stream {
-        journal::SourceStream::Config => SrcStream::Config,
-        journal::SourceStream::MarketData => SrcStream::Md,
-        journal::SourceStream::Orders => SrcStream::Orders,
-        journal::SourceStream::Admin => SrcStream::Admin,
-    };
     Source {
-        stream,
+        stream: origin.stream,
         seq: origin.seq,
     }
 }

@@ -13,6 +13,7 @@ mod listen;
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Write};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -28,7 +29,6 @@ use replay::jsonl::{write_event, EventReader, JsonlError, JsonlSink};
 use replay::overrides::Overrides;
 use replay::progress::Progress;
 use replay::run::{apply_one, Summary};
-use replay::source::{resume, Source, SourceError};
 use replay::verify::{Expected, VerifyError};
 use replay::whatif::MarginMode;
 
@@ -229,6 +229,10 @@ struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Replay from the first event even when a journal snapshot at or
+    /// before --at could be the start (lists all the last events).
+    #[arg(long)]
+    no_snapshot: bool,
 }
 
 #[derive(Args)]
@@ -318,7 +322,7 @@ fn exit_status(error: &anyhow::Error) -> u8 {
         .downcast_ref::<JsonlError>()
         .is_some_and(|e| e.is_format());
     let source = error
-        .downcast_ref::<SourceError>()
+        .downcast_ref::<InputError>()
         .is_some_and(|e| e.is_format());
     let verify = matches!(
         error.downcast_ref::<VerifyError>(),
@@ -338,7 +342,12 @@ fn replay_inspect(args: &InspectArgs) -> anyhow::Result<()> {
         (None, Some(ts)) => At::Time(UnixNanos(ts)),
         (None, None) => At::End,
     };
-    let inspection = replay::inspect::inspect(
+    let inspect = if args.no_snapshot {
+        replay::inspect::inspect
+    } else {
+        replay::inspect::inspect_nearest
+    };
+    let inspection = inspect(
         &Input::open(&args.source),
         AccountId(args.account),
         at,
@@ -450,7 +459,7 @@ fn replay_verify(args: &VerifyArgs) -> anyhow::Result<()> {
 /// `liqd replay run FILE|DIR [--engine fast|reference] [--from-snapshot
 /// [--snapshots DIR]]`.
 fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
-    let mut source = Source::open(&args.file)?;
+    let input = Input::open(&args.file);
     // A daemon's journal directory records its shard and capacities
     // (liqd-meta.toml): replay reproduces its decisions.
     let meta = if args.file.is_dir() {
@@ -465,12 +474,14 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
             matches!(args.engine, EngineArg::Fast),
             "--from-snapshot needs the fast engine (snapshots are its state)"
         );
-        let resumed = resume(
-            &source,
+        let resumed = replay::input::resume(
+            &input,
             args.snapshots.as_deref(),
+            Seq(u64::MAX),
             limits,
             EngineConfig::default(),
-        )?;
+        )
+        .map_err(input_error)?;
         for (path, why) in &resumed.skipped {
             eprintln!("warning: skipped snapshot {}: {why}", path.display());
         }
@@ -492,25 +503,18 @@ fn replay_run(args: &RunArgs) -> anyhow::Result<()> {
         io::stdout().lock(),
     ));
     let mut summary = Summary::default();
-    let mut read = Ok(());
-    for item in source.events(from) {
-        match item {
-            Ok((_, event)) if !shard.applies(&event) => {}
-            Ok((seq, event)) => {
-                apply_one(engine.margin_engine(), seq, &event, &mut sink, &mut summary);
-                if sink.error().is_some() {
-                    break;
-                }
-            }
-            Err(e) => {
-                read = Err(e);
-                break;
+    let read = input.for_each_from(from, &mut Progress::hidden(), |seq, event| {
+        if shard.applies(event) {
+            apply_one(engine.margin_engine(), seq, event, &mut sink, &mut summary);
+            if sink.error().is_some() {
+                return ControlFlow::Break(());
             }
         }
-    }
+        ControlFlow::Continue(())
+    });
     // Outputs produced before a bad line stay printed: flush them first.
     let written = sink.finish().context("writing outputs to standard output");
-    read?;
+    read.map_err(input_error)?;
     written?;
     let state_hash = engine
         .state_hash()

@@ -833,3 +833,98 @@ fn bench_wire_measures_the_daemon_and_the_echo() {
     }
     assert!(report["notes"].to_string().contains("the daemon adds"));
 }
+
+/// `replay inspect DIR --at SEQ` starts from the newest snapshot at or
+/// before SEQ and gives the same figures as `--no-snapshot` (from the first
+/// event); it lists only the events after the snapshot, and says so. A
+/// snapshot after SEQ is not used.
+#[test]
+fn replay_inspect_from_a_snapshot_gives_the_same_figures() {
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("inspect_snapshot");
+    let _ = fs::remove_dir_all(&root);
+    for (stem, account) in [("worked_example", "7"), ("cooldown_escalation", "1")] {
+        let input = scenario(&format!("{stem}.jsonl"));
+        let dir = root.join(stem);
+        let (input_str, dir_str) = (input.to_str().expect("utf-8"), dir.to_str().expect("utf-8"));
+        let import = liqd(&[
+            "journal",
+            "import",
+            input_str,
+            dir_str,
+            "--segment-mib",
+            "1",
+        ]);
+        assert_eq!(import.status.code(), Some(0), "{}", text(&import.stderr));
+        let events = fs::read_to_string(&input)
+            .expect("scenario")
+            .lines()
+            .count() as u64;
+        let inspect = |at: u64, extra: &[&str]| -> serde_json::Value {
+            let at = at.to_string();
+            let mut args = vec![
+                "replay",
+                "inspect",
+                dir_str,
+                "--account",
+                account,
+                "--at",
+                &at,
+                "--last",
+                "1000",
+                "--json",
+            ];
+            args.extend_from_slice(extra);
+            let out = liqd(&args);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            serde_json::from_slice(&out.stdout).expect("JSON")
+        };
+        for k in 1..=events {
+            let _ = fs::remove_dir_all(dir.join("snapshots"));
+            let snap = liqd(&["journal", "snapshot", dir_str, "--at", &k.to_string()]);
+            assert_eq!(snap.status.code(), Some(0), "{}", text(&snap.stderr));
+            for at in 1..=events {
+                let full = inspect(at, &["--no-snapshot"]);
+                let fast = inspect(at, &[]);
+                assert_eq!(full["snapshot"], serde_json::Value::Null);
+                let used = (k <= at).then_some(k);
+                assert_eq!(fast["snapshot"].as_u64(), used, "{stem} k={k} at={at}");
+                let strip = |v: &serde_json::Value| {
+                    let mut v = v.clone();
+                    let o = v.as_object_mut().expect("object");
+                    for key in ["events", "outputs", "snapshot"] {
+                        o.remove(key);
+                    }
+                    v
+                };
+                assert_eq!(strip(&full), strip(&fast), "{stem} k={k} at={at}: figures");
+                // The events listed are those of the full replay after the
+                // snapshot.
+                let after = |e: &serde_json::Value| e["seq"].as_u64().expect("seq") > k;
+                let full_events = full["events"].as_array().expect("events");
+                let fast_events = fast["events"].as_array().expect("events");
+                let expected: Vec<_> = match used {
+                    Some(_) => full_events.iter().filter(|e| after(e)).cloned().collect(),
+                    None => full_events.clone(),
+                };
+                assert_eq!(fast_events, &expected, "{stem} k={k} at={at}: events");
+            }
+        }
+        // The text says where it started.
+        let at = events.to_string();
+        let out = liqd(&[
+            "replay",
+            "inspect",
+            dir_str,
+            "--account",
+            account,
+            "--at",
+            &at,
+        ]);
+        assert!(
+            text(&out.stdout)
+                .contains(&format!("started from the engine snapshot at seq {events}")),
+            "{}",
+            text(&out.stdout)
+        );
+    }
+}

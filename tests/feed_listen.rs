@@ -17,7 +17,7 @@ use feed_gateway::{
     ReceiverConfig, RingRetention,
 };
 use journal::{SourceStream, Status};
-use replay::jsonl::{output_line, write_event, EventReader, Source, SrcStream};
+use replay::jsonl::{output_line, write_event, EventReader, Source};
 
 fn localhost(port: u16) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port)
@@ -351,7 +351,7 @@ fn listen_prints_the_outbound_stream_and_recovers_a_lost_datagram() {
         expected.push(output_line(
             &Output::Halt(halt),
             Some(Source {
-                stream: SrcStream::Orders,
+                stream: SourceStream::Orders,
                 seq: 41,
             }),
         ));
@@ -381,7 +381,7 @@ fn listen_prints_the_outbound_stream_and_recovers_a_lost_datagram() {
     expected.push(output_line(
         &Output::Liquidation(liquidation, legs.clone()),
         Some(Source {
-            stream: SrcStream::Orders,
+            stream: SourceStream::Orders,
             seq: 41,
         }),
     ));

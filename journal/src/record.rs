@@ -82,6 +82,18 @@ impl SourceStream {
             SourceStream::Admin => "admin",
         }
     }
+
+    /// The stream of a JSONL name (`md`, `orders`, `admin`, `config`).
+    pub fn from_name(name: &str) -> Option<SourceStream> {
+        [
+            SourceStream::Config,
+            SourceStream::MarketData,
+            SourceStream::Orders,
+            SourceStream::Admin,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
 }
 
 impl ArchivedSourceStream {

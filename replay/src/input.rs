@@ -8,7 +8,16 @@
 //! and archive validated (the safe reader): files from disk are outside
 //! bytes. Reading and decoding run on a second thread a few batches ahead
 //! of the caller, so a replay costs about the engine's own apply time (see
-//! BENCHMARKS.md, "Replay").
+//! BENCHMARKS.md, "Replay"). `-` as a JSONL path is standard input.
+//!
+//! `liqd journal import` gives line `n` sequence `n`, so both kinds name the
+//! same event by the same sequence, and [`Input::for_each_from`] starts at
+//! any sequence. A journal also has engine snapshots (`DIR/snapshots/`):
+//! [`Input::restore_latest`] / [`resume`] give the newest usable one at or
+//! before a sequence, to replay only the tail.
+//!
+//! (This module replaced an earlier `source` module that did the same job
+//! without the read-ahead thread and progress.)
 
 use std::cell::Cell;
 use std::fs::File;
@@ -18,10 +27,10 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 use std::sync::mpsc;
 
-use engine::{Event, Seq};
-use journal::{InputReader, JournalError};
+use engine::{Engine, EngineConfig, Event, Limits, Seq};
+use journal::{InputReader, JournalError, RestoredEngine, SnapshotStore};
 
-use crate::jsonl::{ErrorKind, EventReader, JsonlError};
+use crate::jsonl::{EventReader, JsonlError};
 use crate::progress::Progress;
 
 /// Read buffer of a JSONL file.
@@ -63,6 +72,15 @@ pub enum InputError {
     Thread(std::io::Error),
     #[error("{path}: no journal segment files (not an input journal directory)", path = .0.display())]
     NoSegments(PathBuf),
+    #[error("cannot open {path}: {source}", path = .path.display())]
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a journal directory: snapshots need one")]
+    NotAJournal(String),
+    #[error("the journal starts at seq {first}, but the state resumes after seq {resumed}: the inputs between are missing")]
+    Gap { first: u64, resumed: u64 },
 }
 
 impl InputError {
@@ -98,6 +116,48 @@ impl Input {
         }
     }
 
+    /// The name errors give the input.
+    pub fn name(&self) -> String {
+        self.path().display().to_string()
+    }
+
+    /// The first sequence the input holds (a journal may start after 1).
+    ///
+    /// # Errors
+    /// The journal cannot be opened.
+    pub fn first_seq(&self) -> Result<Seq, InputError> {
+        match self {
+            Input::Jsonl(_) => Ok(Seq(1)),
+            Input::Journal(dir) => Ok(InputReader::open(dir)?.first_seq().unwrap_or(Seq(1))),
+        }
+    }
+
+    /// The newest snapshot at or before `at` (in `snapshots`, or the
+    /// journal's `snapshots/`) that verifies and restores with `limits` and
+    /// `config`; `None` if there is none.
+    ///
+    /// # Errors
+    /// [`InputError::NotAJournal`] for a JSONL input without `snapshots`;
+    /// I/O errors other than a damaged snapshot.
+    pub fn restore_latest(
+        &self,
+        snapshots: Option<&Path>,
+        at: Seq,
+        limits: Limits,
+        config: EngineConfig,
+    ) -> Result<Option<RestoredEngine>, InputError> {
+        let dir = match (snapshots, self) {
+            (Some(dir), _) => dir.to_path_buf(),
+            (None, Input::Journal(dir)) => journal::default_snapshot_dir(dir),
+            (None, Input::Jsonl(_)) => return Err(InputError::NotAJournal(self.name())),
+        };
+        if !dir.is_dir() {
+            return Ok(None);
+        }
+        let store = SnapshotStore::open(&dir, 0)?;
+        Ok(journal::load_engine_snapshot(&store, at, limits, config)?)
+    }
+
     /// Calls `f` with every event in order until the end or until `f`
     /// breaks, ticking `progress` (a JSONL file's bar counts bytes).
     ///
@@ -113,10 +173,28 @@ impl Input {
     pub fn for_each(
         &self,
         progress: &mut Progress,
+        f: impl FnMut(Seq, &Event) -> ControlFlow<()>,
+    ) -> Result<(), InputError> {
+        self.for_each_from(Seq(1), progress, f)
+    }
+
+    /// As [`for_each`](Self::for_each), with the events of sequence ≥
+    /// `from` only (a journal seeks to it; a JSONL file reads and skips
+    /// the lines before).
+    ///
+    /// # Errors
+    /// As [`for_each`](Self::for_each).
+    pub fn for_each_from(
+        &self,
+        from: Seq,
+        progress: &mut Progress,
         mut f: impl FnMut(Seq, &Event) -> ControlFlow<()>,
     ) -> Result<(), InputError> {
         if let Input::Jsonl(path) = self {
-            if let Ok(meta) = std::fs::metadata(path) {
+            if let Some(meta) = (!is_stdin(path))
+                .then(|| std::fs::metadata(path).ok())
+                .flatten()
+            {
                 progress.set_total(meta.len());
             }
         }
@@ -125,7 +203,7 @@ impl Input {
         let result = std::thread::scope(|scope| {
             let reader = std::thread::Builder::new()
                 .name("replay-read".to_owned())
-                .spawn_scoped(scope, move || self.read_ahead(&full_tx, &empty_rx));
+                .spawn_scoped(scope, move || self.read_ahead(from, &full_tx, &empty_rx));
             let reader = match reader {
                 Ok(reader) => reader,
                 Err(e) => return Err(InputError::Thread(e)),
@@ -157,6 +235,7 @@ impl Input {
     /// when the receiving side is gone.
     fn read_ahead(
         &self,
+        from: Seq,
         full: &mpsc::SyncSender<Batch>,
         empty: &mpsc::Receiver<Batch>,
     ) -> Result<(), InputError> {
@@ -172,9 +251,15 @@ impl Input {
         };
         let read = match self {
             Input::Jsonl(path) => {
-                let name = path.display().to_string();
-                let file =
-                    File::open(path).map_err(|e| JsonlError::new(&name, 0, ErrorKind::Io(e)))?;
+                let (file, name): (Box<dyn Read>, String) = if is_stdin(path) {
+                    (Box::new(std::io::stdin()), "<stdin>".to_owned())
+                } else {
+                    let file = File::open(path).map_err(|source| InputError::Open {
+                        path: path.clone(),
+                        source,
+                    })?;
+                    (Box::new(file), path.display().to_string())
+                };
                 let bytes = Rc::new(Cell::new(0));
                 let counted = Counted {
                     inner: file,
@@ -184,6 +269,7 @@ impl Input {
                     EventReader::new(BufReader::with_capacity(READ_BUFFER_BYTES, counted), name);
                 loop {
                     match reader.read_event() {
+                        Ok(Some(_)) if reader.line() < from.0 => {}
                         Ok(Some(event)) => {
                             if !push(Seq(reader.line()), event, bytes.get()) {
                                 return Ok(());
@@ -200,7 +286,7 @@ impl Input {
                     return Err(InputError::NoSegments(dir.clone()));
                 }
                 let mut outcome = Ok(());
-                for record in reader.iter() {
+                for record in reader.iter_from(from) {
                     match record {
                         Ok(record) => {
                             if !push(record.seq, record.event(), record.seq.0) {
@@ -235,6 +321,59 @@ impl Input {
     }
 }
 
+/// `-`: standard input.
+fn is_stdin(path: &Path) -> bool {
+    path == Path::new("-")
+}
+
+/// An engine restored from a snapshot (or new), and where to resume.
+pub struct Resumed {
+    pub engine: Engine,
+    /// The first sequence still to apply.
+    pub from: Seq,
+    /// The snapshot used, if any, with the newer ones skipped and why.
+    pub snapshot: Option<(Seq, PathBuf)>,
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+/// The fast engine from the input's newest usable snapshot at or before
+/// `at`, or a new one (from sequence 1) if there is none.
+///
+/// # Errors
+/// As [`Input::restore_latest`]; [`InputError::Gap`] if the input starts
+/// after the sequence the state resumes at (a journal that does not start
+/// at 1 needs a snapshot at or after its start − 1).
+pub fn resume(
+    input: &Input,
+    snapshots: Option<&Path>,
+    at: Seq,
+    limits: Limits,
+    config: EngineConfig,
+) -> Result<Resumed, InputError> {
+    let resumed = match input.restore_latest(snapshots, at, limits, config)? {
+        Some(restored) => Resumed {
+            engine: restored.engine,
+            from: Seq(restored.seq.0.saturating_add(1)),
+            snapshot: Some((restored.seq, restored.path)),
+            skipped: restored.skipped,
+        },
+        None => Resumed {
+            engine: Engine::with_config(limits, config),
+            from: Seq(1),
+            snapshot: None,
+            skipped: Vec::new(),
+        },
+    };
+    let first = input.first_seq()?;
+    if first > resumed.from {
+        return Err(InputError::Gap {
+            first: first.0,
+            resumed: resumed.from.0 - 1,
+        });
+    }
+    Ok(resumed)
+}
+
 /// Counts the bytes read through it (progress of a JSONL file).
 struct Counted<R> {
     inner: R,
@@ -246,5 +385,139 @@ impl<R: Read> Read for Counted<R> {
         let n = self.inner.read(buf)?;
         self.bytes.set(self.bytes.get() + n as u64);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use engine::{InstrumentId, MarkPrice, UnixNanos};
+    use journal::{InputJournal, JournalOptions, SourceStream};
+
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("replay-input-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    fn read_from(input: &Input, from: u64) -> Vec<(Seq, Event)> {
+        let mut events = Vec::new();
+        input
+            .for_each_from(Seq(from), &mut Progress::hidden(), |seq, event| {
+                events.push((seq, *event));
+                ControlFlow::Continue(())
+            })
+            .unwrap();
+        events
+    }
+
+    #[test]
+    fn a_jsonl_file_and_its_journal_give_the_same_events_from_any_seq() {
+        let events: Vec<Event> = (1..=5)
+            .map(|n| {
+                Event::Mark(MarkPrice {
+                    ts: UnixNanos(n),
+                    instrument: InstrumentId(1),
+                    price: engine::Fixed8(n as i64 * 100_000_000),
+                })
+            })
+            .collect();
+        let file = scratch("events.jsonl");
+        let mut text = Vec::new();
+        for event in &events {
+            crate::jsonl::write_event(&mut text, event).unwrap();
+        }
+        std::fs::write(&file, text).unwrap();
+        let dir = scratch("journal");
+        let mut journal = InputJournal::open(
+            &dir,
+            JournalOptions {
+                segment_bytes: 64 * 1024,
+                ..JournalOptions::default()
+            },
+        )
+        .unwrap();
+        for (n, event) in events.iter().enumerate() {
+            journal
+                .append_event(event.ts(), SourceStream::MarketData, n as u64 + 1, event)
+                .unwrap();
+        }
+        journal.close().unwrap();
+        for from in [1, 3, 5, 6] {
+            let jsonl = Input::open(&file);
+            let dir_input = Input::open(&dir);
+            assert!(matches!(dir_input, Input::Journal(_)));
+            let a = read_from(&jsonl, from);
+            assert_eq!(a, read_from(&dir_input, from));
+            let seqs: Vec<u64> = a.iter().map(|(s, _)| s.0).collect();
+            assert_eq!(seqs, (from..=5).collect::<Vec<_>>());
+        }
+        // A directory without segments is not a journal.
+        let empty = scratch("empty");
+        std::fs::create_dir_all(&empty).unwrap();
+        assert!(matches!(
+            Input::open(&empty).read_all(),
+            Err(InputError::NoSegments(_))
+        ));
+        let _ = std::fs::remove_dir_all(&empty);
+        // No snapshots yet: nothing to resume from; a JSONL file has none.
+        let limits = engine::Limits::default();
+        let resumed = resume(
+            &Input::open(&dir),
+            None,
+            Seq(u64::MAX),
+            limits,
+            EngineConfig::default(),
+        );
+        assert_eq!(resumed.unwrap().from, Seq(1));
+        assert!(matches!(
+            Input::open(&file).restore_latest(None, Seq(u64::MAX), limits, EngineConfig::default()),
+            Err(InputError::NotAJournal(_))
+        ));
+        // A missing file names itself.
+        let missing = Input::open(Path::new("/nonexistent/x.jsonl"));
+        assert!(matches!(missing.read_all(), Err(InputError::Open { .. })));
+        let _ = std::fs::remove_dir_all(&dir);
+        let _ = std::fs::remove_file(&file);
+    }
+
+    #[test]
+    fn a_journal_starting_after_seq_1_needs_a_snapshot_and_at_bounds_it() {
+        let dir = scratch("late");
+        let options = JournalOptions {
+            segment_bytes: 64 * 1024,
+            first_seq: Seq(10),
+            ..JournalOptions::default()
+        };
+        let mut journal = InputJournal::open(&dir, options).unwrap();
+        let event = Event::Mark(MarkPrice {
+            ts: UnixNanos(1),
+            instrument: InstrumentId(1),
+            price: engine::Fixed8(100_000_000),
+        });
+        journal
+            .append_event(UnixNanos(1), SourceStream::MarketData, 1, &event)
+            .unwrap();
+        journal.close().unwrap();
+        let input = Input::open(&dir);
+        assert_eq!(input.first_seq().unwrap(), Seq(10));
+        let limits = engine::Limits::default();
+        let config = EngineConfig::default();
+        assert!(matches!(
+            resume(&input, None, Seq(u64::MAX), limits, config),
+            Err(InputError::Gap {
+                first: 10,
+                resumed: 0
+            })
+        ));
+        let store = SnapshotStore::open(journal::default_snapshot_dir(&dir), 0).unwrap();
+        journal::write_engine_snapshot(&store, Seq(9), &Engine::new(limits)).unwrap();
+        let resumed = resume(&input, None, Seq(u64::MAX), limits, config).unwrap();
+        assert_eq!(resumed.from, Seq(10));
+        // Only snapshots at or before `at` are used.
+        let none = input.restore_latest(None, Seq(8), limits, config).unwrap();
+        assert!(none.is_none());
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

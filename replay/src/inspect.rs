@@ -14,6 +14,13 @@
 //! the account, or a mark, funding, instrument definition or risk parameters
 //! of an instrument it holds, or an index price or asset definition of an
 //! asset it holds a balance in (holdings as they were when the event came).
+//!
+//! [`inspect_nearest`] starts from the journal's newest usable engine
+//! snapshot at or before `--at SEQ` and replays only the tail: the figures
+//! are the same (the snapshot is the fast engine's exact state), but the
+//! events and outputs listed are only those after the snapshot, and the
+//! inspection says so ([`Inspection::snapshot`]). `--no-snapshot` replays
+//! from the first event (see replay/README.md).
 
 use std::collections::VecDeque;
 use std::fmt::{self, Write as _};
@@ -22,8 +29,8 @@ use std::ops::ControlFlow;
 use engine::arith::{div_round8, mul_round8};
 use engine::inspect::AccountDetail;
 use engine::{
-    AccountId, AssetId, Dec8, Engine, Event, Figures, InstrumentId, Limits, MarginEngine, Output,
-    Params, Seq, UnixNanos, VecSink,
+    AccountId, AssetId, Dec8, Engine, EngineConfig, Event, Figures, InstrumentId, Limits,
+    MarginEngine, Output, Params, Seq, UnixNanos, VecSink,
 };
 use serde_json::{json, Value};
 
@@ -123,6 +130,9 @@ pub struct Inspection {
     /// The last outputs it received (its liquidations, halts of what it
     /// held), oldest first.
     pub outputs: Vec<Output>,
+    /// The engine snapshot the replay started from (`None`: the first
+    /// event): `events` and `outputs` are then only those after it.
+    pub snapshot: Option<Seq>,
 }
 
 /// Replays `input` up to `at` and inspects `account`, keeping the last
@@ -138,11 +148,69 @@ pub fn inspect(
     limits: Limits,
     progress: &mut Progress,
 ) -> Result<Inspection, InputError> {
-    let mut engine = Engine::new(limits);
+    replay_from(
+        input,
+        Engine::new(limits),
+        None,
+        account,
+        at,
+        last,
+        progress,
+    )
+}
+
+/// As [`inspect`], but for `At::Seq(SEQ)` on a journal directory with
+/// engine snapshots, starts from the newest usable snapshot at or before
+/// SEQ (damaged or incompatible ones are skipped) and replays only the
+/// tail. Anything else (a JSONL file, `At::Time`, `At::End`, no snapshot)
+/// replays from the first event, as [`inspect`].
+///
+/// # Errors
+/// The input cannot be read; the snapshot directory cannot be read.
+pub fn inspect_nearest(
+    input: &Input,
+    account: AccountId,
+    at: At,
+    last: usize,
+    limits: Limits,
+    progress: &mut Progress,
+) -> Result<Inspection, InputError> {
+    let restored = match (input, at) {
+        (Input::Journal(_), At::Seq(seq)) => {
+            input.restore_latest(None, seq, limits, EngineConfig::default())?
+        }
+        _ => None,
+    };
+    match restored {
+        Some(restored) => replay_from(
+            input,
+            restored.engine,
+            Some(restored.seq),
+            account,
+            at,
+            last,
+            progress,
+        ),
+        None => inspect(input, account, at, last, limits, progress),
+    }
+}
+
+/// Replays from `engine` (the state after `snapshot`, or new) to `at`.
+fn replay_from(
+    input: &Input,
+    mut engine: Engine,
+    snapshot: Option<Seq>,
+    account: AccountId,
+    at: At,
+    last: usize,
+    progress: &mut Progress,
+) -> Result<Inspection, InputError> {
     let mut watch = Watch::new(account, last);
+    watch.holdings.after_restore(&engine);
     let mut sink = VecSink::default();
-    let mut applied = None;
-    input.for_each(progress, |seq, event| {
+    let mut applied = snapshot;
+    let from = snapshot.map_or(Seq(1), |s| Seq(s.0.saturating_add(1)));
+    input.for_each_from(from, progress, |seq, event| {
         if at.stops_before(seq, event) {
             return ControlFlow::Break(());
         }
@@ -152,7 +220,9 @@ pub fn inspect(
         applied = Some(seq);
         ControlFlow::Continue(())
     })?;
-    Ok(watch.inspection(&engine, applied))
+    let mut inspection = watch.inspection(&engine, applied);
+    inspection.snapshot = snapshot;
+    Ok(inspection)
 }
 
 /// What one account holds, to tell which events and outputs concern it.
@@ -196,16 +266,21 @@ impl Holdings {
         }
     }
 
+    /// The holdings in a restored engine.
+    pub fn after_restore(&mut self, engine: &Engine) {
+        if let Some(detail) = engine.account_detail(self.account) {
+            self.instruments = detail.positions.iter().map(|p| p.instrument).collect();
+            self.assets = detail.balances.iter().map(|b| b.asset).collect();
+        }
+    }
+
     /// Holdings change only with the account's own fills and balance
     /// changes.
     pub fn after(&mut self, engine: &Engine, event: &Event) {
         let own = matches!(event, Event::Fill(e) if e.account == self.account)
             || matches!(event, Event::Balance(e) if e.account == self.account);
         if own {
-            if let Some(detail) = engine.account_detail(self.account) {
-                self.instruments = detail.positions.iter().map(|p| p.instrument).collect();
-                self.assets = detail.balances.iter().map(|b| b.asset).collect();
-            }
+            self.after_restore(engine);
         }
     }
 }
@@ -269,6 +344,7 @@ impl Watch {
             health,
             events: self.events.into(),
             outputs: self.outputs.into(),
+            snapshot: None,
         }
     }
 }
@@ -362,6 +438,7 @@ impl Inspection {
                 "event": event_line(e).map_or(Value::Null, |l| line_json(&l)),
             })).collect::<Vec<_>>(),
             "outputs": self.outputs.iter().map(|o| line_json(&output_line(o, None))).collect::<Vec<_>>(),
+            "snapshot": self.snapshot.map(|s| s.0),
         })
     }
 }
@@ -458,6 +535,13 @@ impl fmt::Display for Inspection {
                 f,
                 "cooling down since {t} (cooldown {} ns)",
                 self.params.liquidation_cooldown_ns
+            )?;
+        }
+        if let Some(k) = self.snapshot {
+            writeln!(
+                f,
+                "\nstarted from the engine snapshot at seq {k}: only the events and \
+                 outputs after it are listed (--no-snapshot: from the first event)"
             )?;
         }
         writeln!(f, "\nlast {} events that touched it", self.events.len())?;

@@ -4,8 +4,8 @@
 //! - [`run`]: driving any [`engine::MarginEngine`] with a stream of events.
 //! - [`compare`]: outputs compared as values (for scenario tests).
 //! - [`engines`]: the one place that builds a named engine.
-//! - [`source`]: events from a JSONL file or a journal directory, and
-//!   resuming from the journal's engine snapshots.
+//! - [`input`]: events from a JSONL file or a journal directory (read ahead
+//!   on a second thread), and resuming from the journal's engine snapshots.
 
 pub mod compare;
 pub mod engines;
@@ -16,7 +16,6 @@ pub mod jsonl;
 pub mod overrides;
 pub mod progress;
 pub mod run;
-pub mod source;
 pub mod timeline;
 pub mod verify;
 pub mod whatif;

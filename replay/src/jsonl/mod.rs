@@ -26,44 +26,15 @@ pub use write::{
 };
 
 /// The stream an output's triggering event arrived on (PROTOCOL.md §4
-/// `src_stream`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-#[repr(u8)]
-pub enum SrcStream {
-    Config = 0,
-    Md = 1,
-    Orders = 2,
-    Admin = 3,
-}
-
-impl SrcStream {
-    /// The JSONL name: `md`, `orders`, `admin`, `config`.
-    pub fn name(self) -> &'static str {
-        match self {
-            SrcStream::Config => "config",
-            SrcStream::Md => "md",
-            SrcStream::Orders => "orders",
-            SrcStream::Admin => "admin",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<SrcStream> {
-        [
-            SrcStream::Config,
-            SrcStream::Md,
-            SrcStream::Orders,
-            SrcStream::Admin,
-        ]
-        .into_iter()
-        .find(|s| s.name() == name)
-    }
-}
+/// `src_stream`): the journal's own type, named as in the JSONL
+/// (`md`, `orders`, `admin`, `config`).
+pub use journal::SourceStream;
 
 /// Where an output's triggering event came from: known to the daemon,
 /// absent in a JSONL replay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct Source {
-    pub stream: SrcStream,
+    pub stream: SourceStream,
     /// The triggering message's MoldUDP64 sequence on its stream (0 for
     /// configuration).
     pub seq: u64,

@@ -10,7 +10,7 @@ use engine::{
 
 use super::error::{ErrorKind, FormatError, JsonlError};
 use super::fields::{parse_object, Object};
-use super::{Source, SrcStream};
+use super::{Source, SourceStream};
 
 /// Longest line a reader accepts by default (bytes, newline excluded). An
 /// instrument with 16 tiers takes well under 2 KiB; the bound only keeps a
@@ -184,7 +184,7 @@ fn parse_source(object: &Object<'_>) -> Result<Option<Source>, FormatError> {
             stream: object.name_of(
                 "src_stream",
                 "md, orders, admin, config",
-                SrcStream::from_name,
+                SourceStream::from_name,
             )?,
             seq: object.u64("src_seq")?,
         })),

@@ -268,7 +268,7 @@ fn outputs_round_trip_with_and_without_source() {
         vec![],
     );
     let source = Source {
-        stream: SrcStream::Orders,
+        stream: SourceStream::Orders,
         seq: 77,
     };
     for output in [liquidation, halt, empty] {
@@ -290,7 +290,7 @@ fn outputs_round_trip_with_and_without_source() {
             on: true,
         }),
         Some(Source {
-            stream: SrcStream::Md,
+            stream: SourceStream::MarketData,
             seq: 5,
         }),
     );
