@@ -335,6 +335,31 @@ fn exit_status(error: &anyhow::Error) -> u8 {
     }
 }
 
+/// The capacities a journal directory was written with (its
+/// liqd-meta.toml; the defaults for a JSONL file or a directory without
+/// one). The debugging commands replay unsharded histories only: a shard's
+/// journal holds the other shards' order events too, which its engine
+/// skipped, so they refuse it rather than report decisions the shard never
+/// made (`liqd replay run DIR` applies the shard).
+fn unsharded_limits(source: &Path, command: &str) -> anyhow::Result<Limits> {
+    let meta = if source.is_dir() {
+        daemon::datadir::Meta::load(source)?
+    } else {
+        None
+    };
+    if let Some(meta) = &meta {
+        anyhow::ensure!(
+            meta.shard == Shard::ALL,
+            "{} is the journal of shard {}: `liqd {command}` works on unsharded journals only \
+             (`liqd replay run {}` applies the shard)",
+            source.display(),
+            meta.shard,
+            source.display()
+        );
+    }
+    Ok(meta.map_or_else(Limits::default, |m| m.limits))
+}
+
 /// `liqd replay inspect SOURCE --account ID [--at SEQ | --at-time TS]`.
 fn replay_inspect(args: &InspectArgs) -> anyhow::Result<()> {
     let at = match (args.at, args.at_time) {
@@ -352,7 +377,7 @@ fn replay_inspect(args: &InspectArgs) -> anyhow::Result<()> {
         AccountId(args.account),
         at,
         args.last,
-        Limits::default(),
+        unsharded_limits(&args.source, "replay inspect")?,
         &mut Progress::stderr("inspect"),
     )
     .map_err(input_error)?;
@@ -394,7 +419,7 @@ fn replay_whatif(args: &WhatifArgs) -> anyhow::Result<()> {
         &Input::open(&args.source),
         overrides,
         mode,
-        Limits::default(),
+        unsharded_limits(&args.source, "replay whatif")?,
         &mut Progress::stderr("whatif"),
     )
     .map_err(input_error)?;
@@ -410,7 +435,7 @@ fn replay_timeline(args: &TimelineArgs) -> anyhow::Result<()> {
     let line = replay::timeline::timeline(
         &Input::open(&args.source),
         AccountId(args.account),
-        Limits::default(),
+        unsharded_limits(&args.source, "replay timeline")?,
         &mut Progress::stderr("timeline"),
     )
     .map_err(input_error)?;
@@ -445,7 +470,7 @@ fn replay_verify(args: &VerifyArgs) -> anyhow::Result<()> {
         &input,
         &expected,
         args.reference,
-        Limits::default(),
+        unsharded_limits(&args.source, "replay verify")?,
         &mut progress,
     )?;
     write_stdout(&format!("{report}\n"))?;
@@ -632,7 +657,8 @@ fn journal_snapshot(args: &SnapshotArgs) -> anyhow::Result<()> {
     let store = SnapshotStore::open(&snapshots, args.retain)
         .with_context(|| format!("opening snapshot directory {}", snapshots.display()))?;
     let at = Seq(args.at.unwrap_or(u64::MAX));
-    let (limits, config) = (Limits::default(), EngineConfig::default());
+    let limits = unsharded_limits(&args.dir, "journal snapshot")?;
+    let config = EngineConfig::default();
     let restored = if args.full {
         None
     } else {

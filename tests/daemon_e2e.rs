@@ -563,6 +563,22 @@ fn replay_of_a_shard_journal_reproduces_that_shard() {
         published,
         "another shard's accounts were left out"
     );
+    // The debugging commands do not apply shards: they refuse a shard's
+    // journal instead of reporting decisions the shard never made.
+    let data_str = data.to_str().expect("utf-8");
+    for args in [
+        &["replay", "verify", data_str][..],
+        &["replay", "inspect", data_str, "--account", "1"][..],
+        &["journal", "snapshot", data_str][..],
+    ] {
+        let out = liqd().args(args).output().expect("liqd");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            stderr.contains("journal of shard 1/2"),
+            "{args:?}: {stderr}"
+        );
+    }
 }
 
 /// Every record of the output journal in `data/output`: sequences dense
