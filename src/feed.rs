@@ -110,14 +110,12 @@ struct Outlet {
 /// A test venue's sending side: three publishers on one socket that also
 /// answers re-requests (`liqd feed`, `liqd demo`).
 pub(crate) struct Feed {
-    socket: UdpSocket,
+    out: Sender,
     outlets: [Outlet; 3],
     started: Instant,
     buffer: Vec<u8>,
     pub(crate) rerequests: u64,
     pub(crate) bad_rerequests: u64,
-    pub(crate) send_errors: u64,
-    lossy: Lossy,
     /// The stream of the last message pushed (its datagram may be open).
     current: Option<Stream>,
     message: [u8; INBOUND_BYTES_MAX],
@@ -135,6 +133,29 @@ pub(crate) struct FeedOptions {
     pub(crate) retain: usize,
     pub(crate) heartbeat_ms: u64,
     pub(crate) drop_every: Option<u64>,
+}
+
+/// The socket every stream sends on, with the loss injected on purpose
+/// (`--drop-every`) and the send errors counted.
+struct Sender {
+    socket: UdpSocket,
+    lossy: Lossy,
+    errors: u64,
+}
+
+impl Sender {
+    /// A stream's datagram: subject to the injected loss.
+    fn stream(&mut self, datagram: &[u8], to: SocketAddr) {
+        if !self.lossy.drops(datagram) {
+            self.exact(datagram, to);
+        }
+    }
+
+    /// A datagram never dropped on purpose (heartbeats, end of session,
+    /// re-request answers).
+    fn exact(&mut self, datagram: &[u8], to: SocketAddr) {
+        send_all(&self.socket, datagram, to, &mut self.errors);
+    }
 }
 
 /// Sends, waiting while the socket's buffer is full (a burst must not be
@@ -186,17 +207,19 @@ impl Feed {
             bail!("three streams expected");
         };
         Ok(Feed {
-            socket,
+            out: Sender {
+                socket,
+                lossy: Lossy {
+                    every: options.drop_every,
+                    ..Lossy::default()
+                },
+                errors: 0,
+            },
             outlets,
             started: Instant::now(),
             buffer: vec![0; 2048],
             rerequests: 0,
             bad_rerequests: 0,
-            send_errors: 0,
-            lossy: Lossy {
-                every: options.drop_every,
-                ..Lossy::default()
-            },
             current: None,
             message: [0; INBOUND_BYTES_MAX],
             counts: [0; 3],
@@ -204,7 +227,12 @@ impl Feed {
     }
 
     pub(crate) fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.socket.local_addr()
+        self.out.socket.local_addr()
+    }
+
+    /// Datagrams that could not be sent (other than a full buffer).
+    pub(crate) fn send_errors(&self) -> u64 {
+        self.out.errors
     }
 
     /// Queues `event` on its stream. A datagram is sent before a message
@@ -237,17 +265,10 @@ impl Feed {
     /// Ends the three sessions.
     pub(crate) fn end_sessions(&mut self) {
         let now = self.now_ns();
-        let Feed {
-            socket,
-            outlets,
-            send_errors,
-            ..
-        } = self;
-        for outlet in outlets.iter_mut() {
+        let out = &mut self.out;
+        for outlet in &mut self.outlets {
             let to = outlet.destination;
-            outlet
-                .publisher
-                .end_session(now, &mut |d| send_all(socket, d, to, send_errors));
+            outlet.publisher.end_session(now, &mut |d| out.exact(d, to));
         }
     }
 
@@ -264,76 +285,43 @@ impl Feed {
 
     fn push(&mut self, stream: Stream, message: &[u8]) -> anyhow::Result<()> {
         let now = self.now_ns();
-        let Feed {
-            socket,
-            outlets,
-            send_errors,
-            lossy,
-            ..
-        } = self;
-        let outlet = &mut outlets[stream.index()];
+        let out = &mut self.out;
+        let outlet = &mut self.outlets[stream.index()];
         let to = outlet.destination;
-        outlet.publisher.push(message, now, &mut |d| {
-            if !lossy.drops(d) {
-                send_all(socket, d, to, send_errors);
-            }
-        })?;
+        outlet
+            .publisher
+            .push(message, now, &mut |d| out.stream(d, to))?;
         Ok(())
     }
 
     fn flush(&mut self, stream: Stream) {
         let now = self.now_ns();
-        let Feed {
-            socket,
-            outlets,
-            send_errors,
-            lossy,
-            ..
-        } = self;
-        let outlet = &mut outlets[stream.index()];
+        let out = &mut self.out;
+        let outlet = &mut self.outlets[stream.index()];
         let to = outlet.destination;
-        outlet.publisher.flush(now, &mut |d| {
-            if !lossy.drops(d) {
-                send_all(socket, d, to, send_errors);
-            }
-        });
+        outlet.publisher.flush(now, &mut |d| out.stream(d, to));
     }
 
     fn heartbeat(&mut self, stream: Stream) {
         let outlet = &self.outlets[stream.index()];
         let datagram = encode_heartbeat(outlet.publisher.session(), outlet.publisher.next_seq());
-        send_all(
-            &self.socket,
-            &datagram,
-            outlet.destination,
-            &mut self.send_errors,
-        );
+        self.out.exact(&datagram, outlet.destination);
     }
 
     /// Heartbeats and flushes as the publishers' intervals say.
     pub(crate) fn tick(&mut self) {
         let now = self.now_ns();
-        let Feed {
-            socket,
-            outlets,
-            send_errors,
-            lossy,
-            ..
-        } = self;
-        for outlet in outlets.iter_mut() {
+        let out = &mut self.out;
+        for outlet in &mut self.outlets {
             let to = outlet.destination;
-            outlet.publisher.tick(now, &mut |d| {
-                if !lossy.drops(d) {
-                    send_all(socket, d, to, send_errors);
-                }
-            });
+            outlet.publisher.tick(now, &mut |d| out.stream(d, to));
         }
     }
 
     /// Answers every re-request waiting on the socket.
     pub(crate) fn serve(&mut self) {
         loop {
-            let (len, from) = match self.socket.recv_from(&mut self.buffer) {
+            let (len, from) = match self.out.socket.recv_from(&mut self.buffer) {
                 Ok(got) => got,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 // WouldBlock, or an ICMP error reported on the socket.
@@ -343,21 +331,16 @@ impl Feed {
                 self.bad_rerequests += 1;
                 continue;
             };
-            let Feed {
-                socket,
-                outlets,
-                send_errors,
-                rerequests,
-                ..
-            } = self;
-            if let Some(outlet) = outlets
+            let out = &mut self.out;
+            if let Some(outlet) = self
+                .outlets
                 .iter_mut()
                 .find(|o| o.publisher.session() == request.session)
             {
-                *rerequests += 1;
+                self.rerequests += 1;
                 outlet
                     .publisher
-                    .answer(&request, &mut |d| send_all(socket, d, from, send_errors));
+                    .answer(&request, &mut |d| out.exact(d, from));
             } else {
                 self.bad_rerequests += 1;
             }
@@ -423,7 +406,7 @@ pub fn feed(args: &FeedArgs) -> anyhow::Result<()> {
     })?;
     eprintln!(
         "feed: sending from {} (sessions {} {} {})",
-        feed.socket.local_addr()?,
+        feed.local_addr()?,
         sessions[0],
         sessions[1],
         sessions[2]
@@ -458,8 +441,8 @@ pub fn feed(args: &FeedArgs) -> anyhow::Result<()> {
         counts[2],
         feed.rerequests,
         feed.bad_rerequests,
-        feed.send_errors,
-        feed.lossy.dropped
+        feed.send_errors(),
+        feed.out.lossy.dropped
     );
     Ok(())
 }
