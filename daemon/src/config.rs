@@ -51,10 +51,11 @@ impl ConfigError {
 /// Why a configuration file could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Io {
         path: PathBuf,
-        source: std::io::Error,
+        /// In the message, not a `source`: printed once in error chains.
+        error: std::io::Error,
     },
     /// Not TOML, a key of the wrong type, an unknown key (toml names it).
     #[error("{path}: {message}")]
@@ -439,9 +440,9 @@ impl Config {
     /// value is invalid (the error names the key).
     pub fn load(path: impl AsRef<Path>) -> Result<(Config, Settings), LoadError> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        let text = std::fs::read_to_string(path).map_err(|error| LoadError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         let config = Config::parse(&text).map_err(|message| LoadError::Parse {
             path: path.to_path_buf(),

@@ -72,10 +72,11 @@ pub enum InputError {
     Thread(std::io::Error),
     #[error("{path}: no journal segment files (not an input journal directory)", path = .0.display())]
     NoSegments(PathBuf),
-    #[error("cannot open {path}: {source}", path = .path.display())]
+    #[error("cannot open {path}: {error}", path = .path.display())]
     Open {
         path: PathBuf,
-        source: std::io::Error,
+        /// In the message, not a `source`: printed once in error chains.
+        error: std::io::Error,
     },
     #[error("{0} is not a journal directory: snapshots need one")]
     NotAJournal(String),
@@ -254,9 +255,9 @@ impl Input {
                 let (file, name): (Box<dyn Read>, String) = if is_stdin(path) {
                     (Box::new(std::io::stdin()), "<stdin>".to_owned())
                 } else {
-                    let file = File::open(path).map_err(|source| InputError::Open {
+                    let file = File::open(path).map_err(|error| InputError::Open {
                         path: path.clone(),
-                        source,
+                        error,
                     })?;
                     (Box::new(file), path.display().to_string())
                 };
